@@ -1,0 +1,135 @@
+"""The `netsleuth` command line: thin wiring from options to the core and the renderers."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from netsleuth import __version__
+from netsleuth.errors import NetsleuthError
+
+app = typer.Typer(
+    name="netsleuth",
+    help="Diagnose Kubernetes networking failures from evidence, by simulating the Linux "
+    "packet path.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn every NetsleuthError into a one/two-line message and exit code 1: user input must
+    never end in a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NetsleuthError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"netsleuth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """netsleuth: find the root cause of a Kubernetes networking failure in seconds."""
+
+
+@app.command()
+@friendly_errors
+def trace(
+    node: Annotated[Path, typer.Option("--node", "-n", help="Node snapshot directory "
+                                       "(docs/node-snapshot.md).")],
+    to: Annotated[str, typer.Option("--to", help="Destination IP[:PORT], e.g. 10.96.0.1:443.")],
+    from_: Annotated[str, typer.Option("--from", help="'host' (locally generated), IP (a local "
+                                       "address, or a pod/peer routed via an interface) or "
+                                       "IP@INTERFACE (received on that interface).")] = "host",
+    proto: Annotated[str, typer.Option("--proto", "-p", help="tcp, udp, sctp or icmp.")] = "tcp",
+    sport: Annotated[int | None, typer.Option("--sport", help="Source port.")] = None,
+    mark: Annotated[str, typer.Option("--mark", help="Initial packet mark (fwmark).")] = "0",
+    route_add: Annotated[list[str] | None, typer.Option(
+        "--route-add", help="What-if: add a route first, in `ip route` words "
+        "(e.g. 'default via 192.168.56.4 dev enp0s8'). Repeatable.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+) -> None:
+    """Follow one packet through a node's routing and netfilter, step by step."""
+    from netsleuth.datapath.origin import parse_endpoint, resolve_origin
+    from netsleuth.datapath.trace import NodeDatapath
+    from netsleuth.render.trace_text import render_trace
+    from netsleuth.snapshot.node_dir import load_node_snapshot, with_extra_routes
+
+    if proto.lower() not in ("tcp", "udp", "sctp", "icmp"):
+        raise typer.BadParameter(f"{proto!r}: expected tcp, udp, sctp or icmp", param_hint="--proto")
+    try:
+        mark_value = int(mark, 0)
+    except ValueError:
+        raise typer.BadParameter(f"{mark!r}: expected a number such as 0x4000",
+                                 param_hint="--mark") from None
+    state = load_node_snapshot(node)
+    for spec in route_add or ():
+        state = with_extra_routes(state, spec)
+    dst, dport = parse_endpoint(to)
+    origin = resolve_origin(state, from_)
+    result = NodeDatapath(state).trace(dst=dst, dport=dport, proto=proto, src=origin.src,
+                                       iif=origin.iif, sport=sport, mark=mark_value)
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        out.print(render_trace(result))
+
+
+def _mount(module: str, attr: str, name: str, *, group: bool) -> None:
+    """Register a sub-command that lives in an edge package (lab, collect)."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return
+    obj = getattr(mod, attr, None)
+    if obj is None:
+        return
+    if group:
+        app.add_typer(obj, name=name)
+    else:
+        app.command(name=name)(friendly_errors(obj))
+
+
+_mount("netsleuth.lab.cli", "app", "lab", group=True)
+_mount("netsleuth.collect.cli", "collect", "collect", group=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

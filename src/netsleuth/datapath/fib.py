@@ -1,0 +1,298 @@
+"""The forwarding information base: policy rules, tables, longest-prefix match, route types.
+
+Mirrors net/ipv4/fib_rules.c and fib_trie.c: rules are tried in priority order; a `lookup`
+rule whose table has no covering route (or whose route is `throw`) falls through to the next
+rule; the error route types end the lookup with their errno (fib_props[] in fib_semantics.c);
+when no rule yields a route the lookup fails with ENETUNREACH (__fib_lookup maps -ESRCH).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from netsleuth.model.net import (
+    TABLE_LOCAL,
+    Address,
+    IPAddress,
+    IPNetwork,
+    NextHop,
+    PolicyRule,
+    Route,
+    RouteType,
+    RuleAction,
+    Scope,
+)
+
+# fib_props[type].error: what a lookup that lands on such a route returns.
+ROUTE_TYPE_ERRNO: dict[RouteType, str] = {
+    RouteType.UNREACHABLE: "EHOSTUNREACH",
+    RouteType.PROHIBIT: "EACCES",
+    RouteType.BLACKHOLE: "EINVAL",
+}
+# fib4_rule_action(): errors of the rule actions themselves.
+RULE_ACTION_ERRNO: dict[RuleAction, str] = {
+    RuleAction.UNREACHABLE: "ENETUNREACH",
+    RuleAction.PROHIBIT: "EACCES",
+    RuleAction.BLACKHOLE: "EINVAL",
+}
+NO_ROUTE_ERRNO = "ENETUNREACH"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult:
+    """The answer of one FIB lookup, with the reasoning that led to it.
+
+    On success `route` is set and `errno` is None. `paths` lists (next hop, share) for
+    multipath routes (one entry of share 1.0 otherwise). `considered` says, rule by rule, what
+    was tried, so a trace can explain a failure ("no route in table main covers 10.96.0.1").
+    """
+
+    route: Route | None
+    errno: str | None
+    rule: PolicyRule | None
+    table: int | None
+    paths: tuple[tuple[NextHop, float], ...]
+    considered: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.errno is None and self.route is not None
+
+    @property
+    def type(self) -> RouteType | None:
+        return self.route.type if self.route else None
+
+
+class _Table:
+    """Routes of one table, indexed by prefix length then masked network (as fib_trie does)."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        by_len: dict[int, dict[int, list[Route]]] = defaultdict(lambda: defaultdict(list))
+        for route in routes:
+            by_len[route.dst.prefixlen][int(route.dst.network_address)].append(route)
+        for nets in by_len.values():
+            for bucket in nets.values():
+                # fib_table_lookup takes the first alias in priority (metric) order.
+                bucket.sort(key=lambda r: (r.tos == 0, r.metric))
+        self._lengths = sorted(by_len, reverse=True)
+        self._by_len = {k: dict(v) for k, v in by_len.items()}
+        self.size = sum(len(b) for nets in by_len.values() for b in nets.values())
+
+    def lookup(self, dst: IPAddress, tos: int = 0) -> Route | None:
+        value = int(dst)
+        bits = dst.max_prefixlen
+        for length in self._lengths:
+            mask = ((1 << length) - 1) << (bits - length) if length else 0
+            bucket = self._by_len[length].get(value & mask)
+            if bucket:
+                for route in bucket:
+                    if route.tos == 0 or route.tos == tos:
+                        return route
+        return None
+
+
+class Fib:
+    """Policy rules + tables of one node and one address family, ready for lookups."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        rules: Sequence[PolicyRule],
+        addresses: Sequence[Address],
+        family: int = 4,
+    ) -> None:
+        self.family = family
+        by_table: dict[int, list[Route]] = defaultdict(list)
+        for route in routes:
+            if route.dst.version == family:
+                by_table[route.table].append(route)
+        self._tables = {tid: _Table(rs) for tid, rs in by_table.items()}
+        self.rules = tuple(sorted(rules, key=lambda r: r.priority))
+        self._addresses = [a for a in addresses if a.ip.version == family]
+        self._by_dev: dict[str, list[Address]] = defaultdict(list)
+        for addr in self._addresses:
+            self._by_dev[addr.ifname].append(addr)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def lookup(
+        self,
+        dst: IPAddress,
+        *,
+        src: IPAddress | None = None,
+        iif: str | None = None,
+        oif: str | None = None,
+        mark: int = 0,
+        tos: int = 0,
+    ) -> RouteResult:
+        """fib_lookup(): walk the policy rules; `iif` is "lo" for locally generated packets."""
+        considered: list[str] = []
+        index = 0
+        while index < len(self.rules):
+            rule = self.rules[index]
+            index += 1
+            if not _rule_matches(rule, dst, src, iif, oif, mark, tos):
+                continue
+            if rule.action == RuleAction.NOP:
+                continue
+            if rule.action == RuleAction.GOTO:
+                target = rule.goto if rule.goto is not None else rule.priority + 1
+                index = next((i for i, r in enumerate(self.rules) if r.priority >= target),
+                             len(self.rules))
+                considered.append(f"rule {rule.priority}: goto {target}")
+                continue
+            if rule.action in RULE_ACTION_ERRNO:
+                errno = RULE_ACTION_ERRNO[rule.action]
+                considered.append(f"rule {rule.priority}: {rule.action.value} → {errno}")
+                return RouteResult(None, errno, rule, None, (), tuple(considered))
+            table_id = rule.table if rule.table is not None else 0
+            table = self._tables.get(table_id)
+            route = table.lookup(dst, tos) if table else None
+            name = table_name(table_id)
+            if route is None:
+                considered.append(
+                    f"rule {rule.priority}: lookup {name}: "
+                    + ("table is empty" if table is None else f"no route covers {dst}")
+                )
+                continue
+            if route.type == RouteType.THROW:
+                considered.append(f"rule {rule.priority}: lookup {name}: throw {route.dst}")
+                continue
+            if (
+                rule.suppress_prefixlength is not None
+                and route.dst.prefixlen <= rule.suppress_prefixlength
+            ):
+                considered.append(
+                    f"rule {rule.priority}: lookup {name}: {route.dst} suppressed "
+                    f"(prefix length <= {rule.suppress_prefixlength})"
+                )
+                continue
+            considered.append(f"rule {rule.priority}: lookup {name}: {describe_route(route)}")
+            if route.type in ROUTE_TYPE_ERRNO:
+                errno = ROUTE_TYPE_ERRNO[route.type]
+                return RouteResult(route, errno, rule, table_id, (), tuple(considered))
+            return RouteResult(route, None, rule, table_id, _paths(route), tuple(considered))
+        considered.append(f"no rule produced a route → {NO_ROUTE_ERRNO}")
+        return RouteResult(None, NO_ROUTE_ERRNO, None, None, (), tuple(considered))
+
+    def local_type(self, addr: IPAddress, dev: str | None = None) -> RouteType:
+        """inet_dev_addr_type(): the address's type per table local (what addrtype tests)."""
+        if addr.version == 4:
+            if int(addr) == 0 or int(addr) == 0xFFFFFFFF:
+                return RouteType.BROADCAST
+            if addr.is_multicast:
+                return RouteType.MULTICAST
+        table = self._tables.get(TABLE_LOCAL)
+        route = table.lookup(addr) if table else None
+        if route is not None and (dev is None or route.dev == dev):
+            return route.type
+        return RouteType.UNICAST
+
+    def is_local(self, addr: IPAddress) -> bool:
+        return self.local_type(addr) == RouteType.LOCAL
+
+    def select_source(self, dev: str | None, dst: IPAddress | None, scope: Scope) -> IPAddress | None:
+        """inet_select_addr(): a primary address on `dev` within `scope`, preferring one whose
+        subnet holds `dst`; otherwise the first suitable non-link-scope address of any device."""
+        fallback: IPAddress | None = None
+        for addr in self._by_dev.get(dev or "", ()):
+            if addr.secondary or addr.scope > scope:
+                continue
+            if dst is None or dst in addr.network:
+                return addr.ip
+            if fallback is None:
+                fallback = addr.ip
+        if fallback is not None:
+            return fallback
+        # Kernel order is device order, with lo first; our address list keeps the file order.
+        for addr in self._addresses:
+            if not addr.secondary and addr.scope != Scope.LINK and addr.scope <= scope:
+                return addr.ip
+        return None
+
+    def route_source(self, result: RouteResult, dst: IPAddress) -> IPAddress | None:
+        """The source address connect() picks for this route (fib_result_prefsrc)."""
+        route = result.route
+        if route is None:
+            return None
+        if route.prefsrc is not None:
+            return route.prefsrc
+        if route.type in (RouteType.LOCAL, RouteType.BROADCAST):
+            # ip_route_output_key_hash_rcu: a local destination is its own source.
+            return dst
+        hop = route.nexthops[0] if route.nexthops else NextHop()
+        # fib_check_nh: a gatewayed next hop has scope link, a direct one scope host.
+        scope = Scope.LINK if hop.gateway is not None else Scope.HOST
+        return self.select_source(hop.dev, hop.gateway, scope)
+
+    @property
+    def table_ids(self) -> tuple[int, ...]:
+        return tuple(sorted(self._tables))
+
+    def table_size(self, table_id: int) -> int:
+        table = self._tables.get(table_id)
+        return table.size if table else 0
+
+
+def _paths(route: Route) -> tuple[tuple[NextHop, float], ...]:
+    if not route.nexthops:
+        return ((NextHop(), 1.0),)
+    total = sum(max(h.weight, 1) for h in route.nexthops)
+    return tuple((h, max(h.weight, 1) / total) for h in route.nexthops)
+
+
+def _in(net: IPNetwork | None, addr: IPAddress | None) -> bool:
+    if net is None:
+        return True
+    if addr is None:
+        # An unbound socket looks up with saddr 0.0.0.0: only a /0 selector covers it.
+        return net.prefixlen == 0
+    return addr.version == net.version and addr in net
+
+
+def _rule_matches(
+    rule: PolicyRule,
+    dst: IPAddress,
+    src: IPAddress | None,
+    iif: str | None,
+    oif: str | None,
+    mark: int,
+    tos: int,
+) -> bool:
+    """fib_rule_match(): every selector must hold; `not` inverts the whole result."""
+    ok = (
+        _in(rule.src, src)
+        and _in(rule.dst, dst)
+        and (rule.iif is None or rule.iif == iif)
+        and (rule.oif is None or rule.oif == oif)
+        and (rule.fwmark is None or (mark & rule.fwmask) == rule.fwmark)
+        and (rule.tos == 0 or rule.tos == tos)
+    )
+    return ok != rule.invert
+
+
+def table_name(table_id: int) -> str:
+    return {255: "local", 254: "main", 253: "default"}.get(table_id, str(table_id))
+
+
+def describe_route(route: Route) -> str:
+    """A route in `ip route` words, for explanations."""
+    if route.raw:
+        return route.raw
+    parts: list[str] = []
+    if route.type != RouteType.UNICAST:
+        parts.append(route.type.value)
+    parts.append("default" if route.dst.prefixlen == 0 else str(route.dst))
+    for hop in route.nexthops[:1]:
+        if hop.gateway is not None:
+            parts.append(f"via {hop.gateway}")
+        if hop.dev:
+            parts.append(f"dev {hop.dev}")
+    if route.prefsrc is not None:
+        parts.append(f"src {route.prefsrc}")
+    if route.metric:
+        parts.append(f"metric {route.metric}")
+    return " ".join(parts)
+

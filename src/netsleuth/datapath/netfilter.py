@@ -1,0 +1,826 @@
+"""iptables semantics: rules compiled once into evaluators, chains walked with forks.
+
+A rule's matches are compiled into small functions returning a *match weight*: 1.0 (matches),
+0.0 (does not), a probability in between (`-m statistic`), or UNKNOWN when the simulator cannot
+evaluate it (an ipset without its contents, `-m owner`, an unparsed listing column). Targets are
+compiled into functions returning what happens next. The walker keeps an explicit call stack
+(jump pushes, goto does not, RETURN and the end of a user chain pop: ipt_do_table in
+net/ipv4/netfilter/ip_tables.c) and forks the walk wherever a weight is not 0 or 1.
+
+Long dispatch chains (kube-proxy's KUBE-SERVICES with 10k+ rules) are indexed by exact
+destination address and by destination port; rules that fit neither index stay in an ordered
+fallback list, and the walk visits the merge of both in rule order, so first-match semantics are
+exactly those of a linear scan.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
+
+from netsleuth.datapath.fib import Fib
+from netsleuth.datapath.packet import PROTO_NUMBERS, ConnState, Packet
+from netsleuth.datapath.trace_model import Step
+from netsleuth.model.net import IPAddress, RouteType, Scope
+from netsleuth.model.netfilter import Chain, Match, Option, Rule, Ruleset, Table, Target
+
+UNKNOWN = -1.0  # a match weight the simulator cannot decide
+MAX_DEPTH = 64  # chain nesting: the kernel refuses loops; this bounds a broken ruleset
+MAX_BRANCHES = 256  # forks per table walk before the rest is reported as truncated
+INDEX_THRESHOLD = 24  # chains shorter than this are scanned
+
+MatchFn = Callable[[Packet, "EvalContext"], float]
+
+
+@dataclass(frozen=True, slots=True)
+class EvalContext:
+    """What a match may consult besides the packet: the hook and the node's local addresses."""
+
+    hook: str
+    fib: Fib | None
+
+
+# -- target results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    """`kind`: verdict (ACCEPT/DROP/REJECT/QUEUE in `name`), jump, goto, return, continue."""
+
+    kind: str
+    packet: Packet
+    name: str = ""
+    note: str = ""
+    nat: str = ""  # "dnat", "snat", "masquerade", "redirect" when a NAT binding was made
+    uncertain: bool = False
+
+
+TargetFn = Callable[[Packet, "EvalContext"], TargetResult]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: Rule
+    matches: tuple[tuple[MatchFn, str], ...]  # evaluator and a label for "unknown" reports
+    target: TargetFn | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableVerdict:
+    """The end of one table walk on one branch."""
+
+    verdict: str  # ACCEPT, DROP, REJECT, QUEUE
+    packet: Packet
+    weight: float | None  # None = depends on an unevaluable match
+    steps: tuple[Step, ...]
+    assumptions: tuple[str, ...]
+    reject_with: str | None = None
+    nat: tuple[str, ...] = ()
+
+
+class CompiledChain:
+    def __init__(self, table: str, chain: Chain) -> None:
+        self.table = table
+        self.chain = chain
+        self.rules = tuple(compile_rule(r) for r in chain.rules)
+        self._indexed = len(self.rules) >= INDEX_THRESHOLD
+        self._by_dst: dict[int, list[int]] = defaultdict(list)
+        self._by_dport: dict[int, list[int]] = defaultdict(list)
+        self._fallback: list[int] = []
+        if self._indexed:
+            for i, rule in enumerate(chain.rules):
+                dst = _exact_dst(rule)
+                dport = _exact_dport(rule)
+                if dst is not None:
+                    self._by_dst[dst].append(i)
+                elif dport is not None:
+                    self._by_dport[dport].append(i)
+                else:
+                    self._fallback.append(i)
+        self._cache: dict[tuple[int, int | None], list[int]] = {}
+
+    def candidates(self, packet: Packet) -> list[int] | None:
+        """Rule indices that may match this packet, in order; None means "all of them"."""
+        if not self._indexed:
+            return None
+        key = (int(packet.dst), packet.dport)
+        hit = self._cache.get(key)
+        if hit is None:
+            lists = [self._fallback, self._by_dst.get(key[0], [])]
+            if packet.dport is not None:
+                lists.append(self._by_dport.get(packet.dport, []))
+            hit = list(heapq.merge(*lists))
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = hit
+        return hit
+
+
+def _exact_dst(rule: Rule) -> int | None:
+    for m in rule.matches:
+        if m.module == "":
+            opt = m.option("-d", "--destination", "--dst")
+            if opt is not None and not opt.negated:
+                net = ip_network(opt.value, strict=False)
+                if net.prefixlen == net.max_prefixlen:
+                    return int(net.network_address)
+    return None
+
+
+def _exact_dport(rule: Rule) -> int | None:
+    for m in rule.matches:
+        if m.module in ("tcp", "udp", "sctp"):
+            opt = m.option("--dport", "--destination-port")
+            if opt is not None and not opt.negated and opt.value.isdigit():
+                return int(opt.value)
+    return None
+
+
+class CompiledRuleset:
+    """A ruleset compiled for tracing: chains by (table, name)."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.ruleset = ruleset
+        self.chains: dict[tuple[str, str], CompiledChain] = {}
+        for tname, table in ruleset.tables.items():
+            for cname, chain in table.chains.items():
+                self.chains[(tname, cname)] = CompiledChain(tname, chain)
+
+    def has_table(self, name: str) -> bool:
+        return name in self.ruleset.tables
+
+    def table(self, name: str) -> Table | None:
+        return self.ruleset.tables.get(name)
+
+    def walk(
+        self, table: str, chain: str, packet: Packet, ctx: EvalContext
+    ) -> list[TableVerdict]:
+        """Run built-in `chain` of `table` and return every way it can end."""
+        return _walk(self, table, chain, packet, ctx)
+
+
+# -- the walker --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _State:
+    chain: str
+    index: int
+    stack: tuple[tuple[str, int], ...]
+    packet: Packet
+    weight: float | None
+    steps: tuple[Step, ...]
+    assumptions: tuple[str, ...]
+    nat: tuple[str, ...]
+
+
+def _walk(
+    rs: CompiledRuleset, table: str, builtin: str, packet: Packet, ctx: EvalContext
+) -> list[TableVerdict]:
+    start = rs.chains.get((table, builtin))
+    if start is None:
+        return [TableVerdict("ACCEPT", packet, 1.0, (), ())]
+    policy = start.chain.policy or "ACCEPT"
+    results: list[TableVerdict] = []
+    work = [_State(builtin, 0, (), packet, 1.0, (), (), ())]
+    forks = 0
+    while work:
+        st = work.pop()
+        while True:
+            chain = rs.chains.get((table, st.chain))
+            rule_index = _next_rule(chain, st.index, st.packet)
+            if chain is None or rule_index is None:
+                # End of chain: a user chain returns to its caller, a built-in one applies
+                # its policy (ipt_do_table: "return" at the bottom of a built-in chain).
+                if st.stack:
+                    (st.chain, st.index), st.stack = st.stack[-1], st.stack[:-1]
+                    continue
+                step = Step(ctx.hook, table, builtin, f"policy {policy}", policy, st.packet)
+                results.append(_verdict(policy, st, step))
+                break
+            crule = chain.rules[rule_index]
+            st.index = rule_index + 1
+            weight, unknown = _evaluate(crule, st.packet, ctx)
+            if weight == 0.0:
+                continue
+            if crule.target is None:
+                # A rule without a target only counts packets.
+                continue
+            if weight < 1.0 or unknown:
+                forks += 1
+                if forks <= MAX_BRANCHES:
+                    # The branch where this rule did not match goes on with the next rule.
+                    other = _State(
+                        st.chain, st.index, st.stack, st.packet,
+                        None if (unknown or st.weight is None) else st.weight * (1.0 - weight),
+                        st.steps,
+                        st.assumptions + _unknown_notes(crule, unknown, matched=False),
+                        st.nat,
+                    )
+                    work.append(other)
+                st.weight = None if (unknown or st.weight is None) else st.weight * weight
+                st.assumptions = st.assumptions + _unknown_notes(crule, unknown, matched=True)
+            res = crule.target(st.packet, ctx)
+            step = Step(
+                ctx.hook, table, st.chain, crule.rule.raw, _action(res), res.packet,
+                crule.rule.source,
+                (f"probability {weight:.6g}",) if 0.0 < weight < 1.0 and not unknown else (),
+            )
+            st.steps = st.steps + (step,)
+            st.packet = res.packet
+            if res.nat:
+                st.nat = st.nat + (res.nat,)
+            if res.uncertain:
+                st.weight = None
+                st.assumptions = st.assumptions + (res.note,)
+            if res.kind == "continue":
+                continue
+            if res.kind in ("jump", "goto"):
+                if (table, res.name) not in rs.chains:
+                    st.assumptions = st.assumptions + (
+                        f"chain {res.name} ({table}) is not in the evidence; treated as empty",
+                    )
+                    continue
+                if len(st.stack) >= MAX_DEPTH:
+                    results.append(_verdict("DROP", st, step, note="chain nesting too deep"))
+                    break
+                if res.kind == "jump":
+                    st.stack = st.stack + ((st.chain, st.index),)
+                st.chain, st.index = res.name, 0
+                continue
+            if res.kind == "return":
+                if st.stack:
+                    (st.chain, st.index), st.stack = st.stack[-1], st.stack[:-1]
+                    continue
+                step = Step(ctx.hook, table, builtin, f"policy {policy}", policy, st.packet)
+                results.append(_verdict(policy, st, step))
+                break
+            results.append(_verdict(res.name, st, None, reject_with=res.note or None))
+            break
+    if forks > MAX_BRANCHES:
+        results = [
+            TableVerdict(
+                r.verdict, r.packet, None, r.steps,
+                r.assumptions + (f"more than {MAX_BRANCHES} paths; the rest were not followed",),
+                r.reject_with, r.nat,
+            )
+            for r in results
+        ]
+    return results
+
+
+def _next_rule(chain: CompiledChain | None, start: int, packet: Packet) -> int | None:
+    if chain is None:
+        return None
+    cands = chain.candidates(packet)
+    if cands is None:
+        return start if start < len(chain.rules) else None
+    pos = bisect.bisect_left(cands, start)
+    return cands[pos] if pos < len(cands) else None
+
+
+def _verdict(
+    verdict: str, st: _State, step: Step | None, *, note: str = "", reject_with: str | None = None
+) -> TableVerdict:
+    steps = st.steps + ((step,) if step is not None else ())
+    assumptions = st.assumptions + ((note,) if note else ())
+    return TableVerdict(verdict, st.packet, st.weight, steps, assumptions, reject_with, st.nat)
+
+
+def _evaluate(crule: CompiledRule, packet: Packet, ctx: EvalContext) -> tuple[float, bool]:
+    weight = 1.0
+    unknown = False
+    for fn, _label in crule.matches:
+        w = fn(packet, ctx)
+        if w == 0.0:
+            return 0.0, False
+        if w == UNKNOWN:
+            unknown = True
+        else:
+            weight *= w
+    return weight, unknown
+
+
+def _unknown_notes(crule: CompiledRule, unknown: bool, *, matched: bool) -> tuple[str, ...]:
+    if not unknown:
+        return ()
+    labels = [label for fn, label in crule.matches if label]
+    what = ", ".join(labels) or "a match"
+    verb = "matched" if matched else "did not match"
+    return (f"{crule.rule.source}: {what} cannot be evaluated from the evidence; assumed it {verb}",)
+
+
+def _action(res: TargetResult) -> str:
+    if res.nat:
+        return res.note
+    if res.kind in ("jump", "goto"):
+        return f"{res.kind} {res.name}"
+    if res.kind == "verdict":
+        return res.name + (f" ({res.note})" if res.note else "")
+    if res.kind == "return":
+        return "RETURN"
+    return res.note or "continue"
+
+
+# -- compiling matches -------------------------------------------------------------------------
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    fns: list[tuple[MatchFn, str]] = []
+    for match in rule.matches:
+        fns.extend(_compile_match(match, rule))
+    target = _compile_target(rule.target, rule) if rule.target is not None else None
+    return CompiledRule(rule, tuple(fns), target)
+
+
+def _compile_match(match: Match, rule: Rule) -> Iterator[tuple[MatchFn, str]]:
+    compiler = _MATCH_COMPILERS.get(match.module)
+    if compiler is None:
+        label = f"-m {match.module}" if match.module != "?" else _unparsed_label(match)
+        yield (lambda p, c: UNKNOWN), label
+        return
+    for opt in match.options:
+        fn = compiler(opt, match, rule)
+        if fn is None:
+            continue
+        if fn is _unknown:
+            yield fn, f"-m {match.module} {opt.name}"
+        else:
+            yield fn, ""
+
+
+def _unparsed_label(match: Match) -> str:
+    opt = match.option("--unparsed")
+    return f"'{opt.value}'" if opt else "an unparsed column"
+
+
+def _unknown(packet: Packet, ctx: EvalContext) -> float:
+    return UNKNOWN
+
+
+def _neg(fn: Callable[[Packet, EvalContext], bool], negated: bool) -> MatchFn:
+    if negated:
+        return lambda p, c: 0.0 if fn(p, c) else 1.0
+    return lambda p, c: 1.0 if fn(p, c) else 0.0
+
+
+OptCompiler = Callable[[Option, Match, Rule], MatchFn | None]
+
+
+def _addr_pred(text: str) -> Callable[[IPAddress | None], bool]:
+    nets = [ip_network(part, strict=False) for part in text.split(",")]
+    if len(nets) == 1:
+        net = nets[0]
+        if net.prefixlen == 0:
+            return lambda a: a is not None and a.version == net.version
+        lo = int(net.network_address)
+        mask = int(net.netmask)
+        version = net.version
+        return lambda a: a is not None and a.version == version and (int(a) & mask) == lo
+    return lambda a: a is not None and any(a.version == n.version and a in n for n in nets)
+
+
+def _iface_pred(name: str) -> Callable[[str | None], bool]:
+    # xt ifname matching: a trailing '+' matches any name with that prefix (even empty).
+    if name.endswith("+"):
+        prefix = name[:-1]
+        return lambda n: (n or "").startswith(prefix)
+    return lambda n: n == name
+
+
+def _proto_num(text: str) -> int | None:
+    t = text.lower()
+    if t in ("all", "0"):
+        return None
+    if t.isdigit():
+        return int(t)
+    if t in ("ipv6-icmp", "icmp6"):
+        return 58
+    return PROTO_NUMBERS.get(t, -1)
+
+
+def _builtin(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    name = opt.name
+    if name in ("-s", "--source", "--src"):
+        pred = _addr_pred(opt.value)
+        return _neg(lambda p, c: pred(p.src), opt.negated)
+    if name in ("-d", "--destination", "--dst"):
+        pred = _addr_pred(opt.value)
+        return _neg(lambda p, c: pred(p.dst), opt.negated)
+    if name in ("-p", "--protocol"):
+        want = _proto_num(opt.value)
+        if want is None:
+            return _neg(lambda p, c: True, opt.negated)
+        return _neg(lambda p, c: PROTO_NUMBERS.get(p.proto, -2) == want, opt.negated)
+    if name in ("-i", "--in-interface"):
+        ipred = _iface_pred(opt.value)
+        return _neg(lambda p, c: ipred(p.iif), opt.negated)
+    if name in ("-o", "--out-interface"):
+        opred = _iface_pred(opt.value)
+        return _neg(lambda p, c: opred(p.oif), opt.negated)
+    if name in ("-f", "--fragment"):
+        # A connection's first packet is never a non-first fragment.
+        return _neg(lambda p, c: False, opt.negated)
+    return _unknown
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition(":")
+    low = int(lo) if lo else 0
+    return low, int(hi) if hi else (low if _ == "" else 65535)
+
+
+def _ports_pred(text: str) -> Callable[[int | None], bool]:
+    ranges = [_port_range(part) for part in text.split(",")]
+    return lambda port: port is not None and any(lo <= port <= hi for lo, hi in ranges)
+
+
+def _l4(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    name = opt.name
+    if name in ("--dport", "--destination-port", "--dports", "--destination-ports"):
+        pred = _ports_pred(opt.value)
+        return _neg(lambda p, c: pred(p.dport), opt.negated)
+    if name in ("--sport", "--source-port", "--sports", "--source-ports"):
+        pred = _ports_pred(opt.value)
+        return _neg(lambda p, c: pred(p.sport), opt.negated)
+    if name in ("--ports",):
+        pred = _ports_pred(opt.value)
+        return _neg(lambda p, c: pred(p.sport) or pred(p.dport), opt.negated)
+    if name == "--syn":
+        # The first packet of a TCP connection is a SYN.
+        return _neg(lambda p, c: p.proto == "tcp", opt.negated)
+    if name == "--tcp-flags" and len(opt.args) == 2:
+        mask = set(opt.args[0].upper().split(","))
+        comp = set(opt.args[1].upper().split(","))
+        if "ALL" in mask:
+            mask = {"SYN", "ACK", "FIN", "RST", "URG", "PSH"}
+        syn_only = {"SYN"} & mask
+        return _neg(lambda p, c: syn_only == (comp & mask), opt.negated)
+    if name in ("--icmp-type", "--icmpv6-type"):
+        return _neg(lambda p, c: opt.value in ("echo-request", "8", "any", "128"), opt.negated)
+    return _unknown
+
+
+def _mark_pred(text: str) -> tuple[int, int]:
+    value, _, mask = text.partition("/")
+    return int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF
+
+
+def _mark(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    if opt.name == "--mark":
+        value, mask = _mark_pred(opt.value)
+        if match.module == "connmark":
+            return _neg(lambda p, c: (p.ct_mark & mask) == value, opt.negated)
+        return _neg(lambda p, c: (p.mark & mask) == value, opt.negated)
+    return _unknown
+
+
+ADDRTYPES = {t.value.upper(): t for t in RouteType}
+
+
+def _addrtype(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    if opt.name in ("--limit-iface-in", "--limit-iface-out"):
+        return None  # consulted by the type tests below
+    if opt.name not in ("--src-type", "--dst-type"):
+        return _unknown
+    types = {ADDRTYPES.get(t.upper()) for t in opt.value.split(",")}
+    field = "src" if opt.name == "--src-type" else "dst"
+    limit_in = match.option("--limit-iface-in") is not None
+    limit_out = match.option("--limit-iface-out") is not None
+
+    def test(p: Packet, c: EvalContext) -> float:
+        if c.fib is None:
+            return UNKNOWN
+        addr = p.src if field == "src" else p.dst
+        if addr is None:
+            return UNKNOWN
+        dev = p.iif if limit_in else p.oif if limit_out else None
+        hit = c.fib.local_type(addr, dev) in types
+        return 1.0 if hit != opt.negated else 0.0
+
+    return test
+
+
+def _conntrack(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    name = opt.name
+    if name in ("--ctstate", "--state"):
+        states = {s.upper() for s in opt.value.split(",")}
+
+        def state_test(p: Packet, c: EvalContext) -> bool:
+            now = {p.ct_state.value}
+            # ctstate DNAT/SNAT test the connection's NAT status bits (IPS_DST_NAT/SRC_NAT).
+            if p.dnat:
+                now.add("DNAT")
+            if p.snat:
+                now.add("SNAT")
+            return bool(now & states)
+
+        return _neg(state_test, opt.negated)
+    if name == "--ctdir":
+        return _neg(lambda p, c: opt.value.upper() == "ORIGINAL", opt.negated)
+    if name == "--ctproto":
+        want = _proto_num(opt.value)
+        return _neg(lambda p, c: want is None or PROTO_NUMBERS.get(p.proto) == want, opt.negated)
+    if name in ("--ctorigdst", "--ctorigsrc"):
+        pred = _addr_pred(opt.value)
+        if name == "--ctorigdst":
+            return _neg(lambda p, c: pred(p.orig_dst or p.dst), opt.negated)
+        return _neg(lambda p, c: pred(p.orig_src or p.src), opt.negated)
+    if name == "--ctorigdstport":
+        pports = _ports_pred(opt.value)
+        return _neg(
+            lambda p, c: pports(p.orig_dport if p.orig_dport is not None else p.dport),
+            opt.negated,
+        )
+    if name == "--ctstatus":
+        # A first packet's connection is unconfirmed, not ASSURED, not SEEN_REPLY.
+        statuses = {s.upper() for s in opt.value.split(",")}
+        return _neg(lambda p, c: "NONE" in statuses, opt.negated)
+    return _unknown
+
+
+def _statistic(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    mode = match.option("--mode")
+    if opt.name == "--mode":
+        return None
+    if mode is not None and mode.value == "random" and opt.name == "--probability":
+        prob = float(opt.value)
+        weight = 1.0 - prob if opt.negated else prob
+        return lambda p, c: weight
+    if mode is not None and mode.value == "nth" and opt.name == "--every":
+        every = int(opt.value)
+        weight = 1.0 / every if every > 0 else 0.0
+        return lambda p, c: (1.0 - weight) if opt.negated else weight
+    if opt.name == "--packet":
+        return None  # which of the n packets: the fork above covers one in n
+    return _unknown
+
+
+def _always(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    return None
+
+
+def _recent(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    if opt.name in ("--rcheck", "--update"):
+        # A new client has no entry in the recent list (no session-affinity history).
+        return _neg(lambda p, c: False, opt.negated)
+    if opt.name == "--remove":
+        return _neg(lambda p, c: False, opt.negated)
+    if opt.name == "--set":
+        return _neg(lambda p, c: True, opt.negated)
+    return None
+
+
+def _physdev(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    # A routed packet carries no bridge-port information (no nf_bridge in the skb), so every
+    # physdev test fails on it (physdev_mt); bridged paths are not simulated yet.
+    return _neg(lambda p, c: False, opt.negated)
+
+
+def _iprange(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    if opt.name not in ("--src-range", "--dst-range"):
+        return _unknown
+    lo_text, _, hi_text = opt.value.partition("-")
+    lo, hi = ip_address(lo_text), ip_address(hi_text or lo_text)
+    if opt.name == "--src-range":
+        return _neg(lambda p, c: p.src is not None and lo <= p.src <= hi, opt.negated)  # type: ignore[operator]
+    return _neg(lambda p, c: lo <= p.dst <= hi, opt.negated)  # type: ignore[operator]
+
+
+def _pkttype(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+    if opt.name != "--pkt-type":
+        return _unknown
+    want = opt.value.lower()
+    return _neg(
+        lambda p, c: want == ("multicast" if p.dst.is_multicast else "unicast"), opt.negated
+    )
+
+
+_MATCH_COMPILERS: dict[str, OptCompiler] = {
+    "": _builtin,
+    "tcp": _l4,
+    "udp": _l4,
+    "sctp": _l4,
+    "icmp": _l4,
+    "icmp6": _l4,
+    "multiport": _l4,
+    "mark": _mark,
+    "connmark": _mark,
+    "addrtype": _addrtype,
+    "conntrack": _conntrack,
+    "state": _conntrack,
+    "statistic": _statistic,
+    "comment": _always,
+    "limit": _always,  # first packet: assumed under the limit
+    "hashlimit": _always,
+    "connlimit": _always,
+    "recent": _recent,
+    "physdev": _physdev,
+    "iprange": _iprange,
+    "pkttype": _pkttype,
+    "nfacct": _always,
+}
+
+
+# -- compiling targets -------------------------------------------------------------------------
+
+VERDICTS = {"ACCEPT", "DROP", "REJECT", "QUEUE", "NFQUEUE"}
+NON_TERMINAL = {
+    "LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "TCPMSS", "CHECKSUM", "DSCP", "TOS", "TTL", "HL",
+    "CLASSIFY", "SET", "TEE", "IDLETIMER", "LED", "SECMARK", "CONNSECMARK", "RATEEST",
+}
+
+
+def _compile_target(target: Target, rule: Rule) -> TargetFn:
+    name = target.name
+    if name in ("ACCEPT", "DROP", "QUEUE", "NFQUEUE"):
+        return lambda p, c: TargetResult("verdict", p, name)
+    if name == "REJECT":
+        opt = target.option("--reject-with")
+        reject_with = opt.value if opt else "icmp-port-unreachable"
+        return lambda p, c: TargetResult("verdict", p, "REJECT", note=reject_with)
+    if name == "RETURN":
+        return lambda p, c: TargetResult("return", p)
+    if name == "DNAT":
+        return _dnat(target)
+    if name == "SNAT":
+        return _snat(target)
+    if name == "MASQUERADE":
+        return _masquerade(target)
+    if name == "REDIRECT":
+        return _redirect(target)
+    if name == "MARK":
+        return _mark_target(target, ct=False)
+    if name == "CONNMARK":
+        return _connmark(target)
+    if name in ("NOTRACK",) or (name == "CT" and target.option("--notrack") is not None):
+        return lambda p, c: TargetResult(
+            "continue", p.with_(ct_state=ConnState.UNTRACKED), note="NOTRACK: untracked"
+        )
+    if name == "CT" or name in NON_TERMINAL:
+        return lambda p, c: TargetResult("continue", p, note=name)
+    if name in _UNSIMULATED_TARGETS:
+        return lambda p, c: TargetResult(
+            "continue", p, note=f"{name} not simulated", uncertain=True,
+        )
+    kind = "goto" if target.goto else "jump"
+    return lambda p, c: TargetResult(kind, p, name)
+
+
+_UNSIMULATED_TARGETS = {"TPROXY", "CLUSTERIP", "HMARK", "JOOL"}
+
+
+def _split_hostport(text: str) -> tuple[str, str]:
+    """`1.2.3.4:80`, `1.2.3.4-1.2.3.9:80-90`, `[fd00::1]:80`, `:80` → (address part, ports)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, rest.lstrip(":")
+    if text.count(":") > 1:  # a bare IPv6 address
+        return text, ""
+    host, _, ports = text.partition(":")
+    return host, ports
+
+
+def _nat_fields(text: str) -> tuple[IPAddress | None, int | None, str]:
+    host, ports = _split_hostport(text)
+    note = ""
+    first = host.split("-")[0] if host else ""
+    if "-" in host:
+        note = f"address range {host}: the first address is shown"
+    port_first = ports.split("-")[0] if ports else ""
+    if "-" in ports:
+        note = (note + "; " if note else "") + f"port range {ports}: the first port is shown"
+    return (ip_address(first) if first else None), (int(port_first) if port_first else None), note
+
+
+def _dnat(target: Target) -> TargetFn:
+    opt = target.option("--to-destination", "--to")
+    addr, port, note = _nat_fields(opt.value if opt else "")
+
+    def apply(p: Packet, c: EvalContext) -> TargetResult:
+        new = p.with_(
+            dst=addr or p.dst,
+            dport=port if port is not None and p.proto in ("tcp", "udp", "sctp") else p.dport,
+            orig_dst=p.orig_dst or p.dst,
+            orig_dport=p.orig_dport if p.orig_dport is not None else p.dport,
+            dnat=True,
+        )
+        return TargetResult("verdict", new, "ACCEPT", note=f"DNAT to {new.endpoint('dst')}"
+                            + (f" ({note})" if note else ""), nat="dnat")
+
+    return apply
+
+
+def _snat(target: Target) -> TargetFn:
+    opt = target.option("--to-source", "--to")
+    addr, port, note = _nat_fields(opt.value if opt else "")
+
+    def apply(p: Packet, c: EvalContext) -> TargetResult:
+        new = p.with_(
+            src=addr or p.src,
+            sport=port if port is not None else p.sport,
+            orig_src=p.orig_src or p.src,
+            snat=True,
+        )
+        return TargetResult("verdict", new, "ACCEPT", note=f"SNAT to {new.endpoint('src')}"
+                            + (f" ({note})" if note else ""), nat="snat")
+
+    return apply
+
+
+def _masquerade(target: Target) -> TargetFn:
+    def apply(p: Packet, c: EvalContext) -> TargetResult:
+        # nf_nat_masquerade_ipv4: the source becomes inet_select_addr(out, nexthop, UNIVERSE).
+        new_src = None
+        if c.fib is not None and p.oif is not None:
+            new_src = c.fib.select_source(p.oif, p.dst, Scope.UNIVERSE)
+        if new_src is None:
+            return TargetResult("verdict", p, "DROP",
+                                note=f"MASQUERADE: no address on {p.oif} (packet dropped)")
+        new = p.with_(src=new_src, orig_src=p.orig_src or p.src, snat=True)
+        return TargetResult("verdict", new, "ACCEPT",
+                            note=f"MASQUERADE to {new_src} (address of {p.oif})", nat="masquerade")
+
+    return apply
+
+
+def _redirect(target: Target) -> TargetFn:
+    opt = target.option("--to-ports")
+    port = int(opt.value.split("-")[0]) if opt else None
+
+    def apply(p: Packet, c: EvalContext) -> TargetResult:
+        # nf_nat_redirect_ipv4: locally generated → 127.0.0.1; else the in-device's address.
+        if p.iif is None:
+            dst: IPAddress | None = ip_address("127.0.0.1") if p.dst.version == 4 else ip_address("::1")
+        else:
+            dst = c.fib.select_source(p.iif, None, Scope.HOST) if c.fib else None
+        if dst is None:
+            return TargetResult("verdict", p, "DROP", note="REDIRECT: no address on the in-device")
+        new = p.with_(
+            dst=dst,
+            dport=port if port is not None else p.dport,
+            orig_dst=p.orig_dst or p.dst,
+            orig_dport=p.orig_dport if p.orig_dport is not None else p.dport,
+            dnat=True,
+        )
+        return TargetResult("verdict", new, "ACCEPT", note=f"REDIRECT to {new.endpoint('dst')}",
+                            nat="redirect")
+
+    return apply
+
+
+def _mark_ops(target: Target) -> Callable[[int], int]:
+    for opt in target.options:
+        if opt.name in ("--set-xmark", "--set-mark"):
+            value, mask = _mark_pred(opt.value)
+            if opt.name == "--set-xmark":
+                return lambda m: (m & ~mask & 0xFFFFFFFF) ^ value
+            return lambda m: (m & ~mask & 0xFFFFFFFF) | value
+        if opt.name == "--or-mark":
+            v = int(opt.value, 0)
+            return lambda m: m | v
+        if opt.name == "--and-mark":
+            v = int(opt.value, 0)
+            return lambda m: m & v
+        if opt.name == "--xor-mark":
+            v = int(opt.value, 0)
+            return lambda m: m ^ v
+    return lambda m: m
+
+
+def _mark_target(target: Target, *, ct: bool) -> TargetFn:
+    op = _mark_ops(target)
+
+    def apply(p: Packet, c: EvalContext) -> TargetResult:
+        new = p.with_(mark=op(p.mark))
+        return TargetResult("continue", new, note=f"MARK {hex(p.mark)} → {hex(new.mark)}")
+
+    return apply
+
+
+def _connmark(target: Target) -> TargetFn:
+    if target.option("--save-mark") is not None:
+        nf = target.option("--nfmask", "--mask")
+        ct = target.option("--ctmask", "--mask")
+        nfmask = int(nf.value, 0) if nf else 0xFFFFFFFF
+        ctmask = int(ct.value, 0) if ct else 0xFFFFFFFF
+        return lambda p, c: TargetResult(
+            "continue", p.with_(ct_mark=(p.ct_mark & ~ctmask & 0xFFFFFFFF) ^ (p.mark & nfmask)),
+            note="CONNMARK save",
+        )
+    if target.option("--restore-mark") is not None:
+        nf = target.option("--nfmask", "--mask")
+        ct = target.option("--ctmask", "--mask")
+        nfmask = int(nf.value, 0) if nf else 0xFFFFFFFF
+        ctmask = int(ct.value, 0) if ct else 0xFFFFFFFF
+        return lambda p, c: TargetResult(
+            "continue", p.with_(mark=(p.mark & ~nfmask & 0xFFFFFFFF) ^ (p.ct_mark & ctmask)),
+            note="CONNMARK restore",
+        )
+    op = _mark_ops(target)
+    return lambda p, c: TargetResult("continue", p.with_(ct_mark=op(p.ct_mark)),
+                                     note="CONNMARK set")

@@ -1,0 +1,63 @@
+"""The packet being traced and its mutable-by-copy state along the path."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from netsleuth.model.net import IPAddress
+
+PROTO_NUMBERS: dict[str, int] = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132, "icmpv6": 58}
+
+
+class ConnState(enum.StrEnum):
+    """Conntrack state as `-m conntrack --ctstate` sees it."""
+
+    NEW = "NEW"
+    ESTABLISHED = "ESTABLISHED"
+    RELATED = "RELATED"
+    INVALID = "INVALID"
+    UNTRACKED = "UNTRACKED"
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """Header fields and kernel metadata of the packet at one point of its path.
+
+    `iif` is None for a locally generated packet; `oif` is set once a route was chosen.
+    `orig_dst`/`orig_src` keep the pre-NAT addresses (conntrack's original tuple), so `ctstate
+    DNAT` and the report can tell what NAT did.
+    """
+
+    src: IPAddress | None
+    dst: IPAddress
+    proto: str = "tcp"
+    sport: int | None = None
+    dport: int | None = None
+    iif: str | None = None
+    oif: str | None = None
+    mark: int = 0
+    ct_mark: int = 0
+    ct_state: ConnState = ConnState.NEW
+    orig_src: IPAddress | None = None
+    orig_dst: IPAddress | None = None
+    orig_sport: int | None = None
+    orig_dport: int | None = None
+    dnat: bool = False
+    snat: bool = False
+    bridged: bool = False
+
+    def with_(self, **changes: object) -> Packet:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def family(self) -> int:
+        return self.dst.version
+
+    def endpoint(self, which: str) -> str:
+        addr = self.dst if which == "dst" else self.src
+        port = self.dport if which == "dst" else self.sport
+        if addr is None:
+            return "*"
+        host = f"[{addr}]" if addr.version == 6 else str(addr)
+        return f"{host}:{port}" if port is not None else host

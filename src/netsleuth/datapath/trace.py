@@ -1,0 +1,419 @@
+"""Trace one packet through one node, in the kernel's order (see `hooks.py`).
+
+The walk is a list of *paths*; a path forks where the kernel's choice is not determined by the
+packet (multipath next hops, `-m statistic`, matches that cannot be evaluated). Every path ends
+in one Outcome. The errno a local client sees comes from tables taken from the kernel source
+and checked against the real kernel by the lab tests (tests/lab/test_kernel_facts.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from ipaddress import ip_address
+
+from netsleuth.datapath.fib import Fib, RouteResult, describe_route, table_name
+from netsleuth.datapath.hooks import HOOK_TABLES, NAT_TABLE, Hook, Stage
+from netsleuth.datapath.netfilter import CompiledRuleset, EvalContext, TableVerdict
+from netsleuth.datapath.packet import ConnState, Packet
+from netsleuth.datapath.trace_model import Outcome, Step, Trace, Verdict
+from netsleuth.model.net import IPAddress, RouteType
+from netsleuth.model.node import NodeState
+
+# What connect()/sendmsg() of a local client gets back when its packet meets REJECT: the ICMP
+# error is delivered to the local socket and converted by icmp_err_convert[] (net/ipv4/icmp.c);
+# tcp-reset arrives as a RST. Verified on the real kernel in tests/lab/test_kernel_facts.py.
+REJECT_ERRNO: dict[str, str] = {
+    "icmp-port-unreachable": "ECONNREFUSED",
+    "port-unreach": "ECONNREFUSED",
+    "tcp-reset": "ECONNREFUSED",
+    "icmp-net-unreachable": "ENETUNREACH",
+    "net-unreach": "ENETUNREACH",
+    "icmp-host-unreachable": "EHOSTUNREACH",
+    "host-unreach": "EHOSTUNREACH",
+    "icmp-proto-unreachable": "ENOPROTOOPT",
+    "proto-unreach": "ENOPROTOOPT",
+    "icmp-net-prohibited": "ENETUNREACH",
+    "net-prohib": "ENETUNREACH",
+    "icmp-host-prohibited": "EHOSTUNREACH",
+    "host-prohib": "EHOSTUNREACH",
+    "icmp-admin-prohibited": "EHOSTUNREACH",
+    "admin-prohib": "EHOSTUNREACH",
+    "icmp6-port-unreachable": "ECONNREFUSED",
+    "icmp6-adm-prohibited": "EACCES",
+    "icmp6-no-route": "ENETUNREACH",
+    "icmp6-addr-unreachable": "EHOSTUNREACH",
+}
+
+# ip_error(): the ICMP error a router sends for a received packet it cannot route.
+ROUTE_ERRNO_ICMP: dict[str, str | None] = {
+    "ENETUNREACH": "icmp-net-unreachable",
+    "EHOSTUNREACH": "icmp-host-unreachable",
+    "EACCES": "icmp-admin-prohibited",
+    "EINVAL": None,  # blackhole: dropped silently
+}
+
+CONNTRACK_ASSUMPTION = (
+    "first packet of a new connection (ctstate NEW, no conntrack entry yet); "
+    "later packets follow the conntrack entry and skip the nat table"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Path:
+    packet: Packet
+    weight: float | None
+    steps: tuple[Step, ...]
+    assumptions: tuple[str, ...] = ()
+    route: RouteResult | None = None
+    next_hop: str | None = None
+    masquerade: bool = False
+
+    def add(self, *steps: Step) -> _Path:
+        return replace(self, steps=self.steps + steps)
+
+
+def _times(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a * b
+
+
+class NodeDatapath:
+    """A node's FIB and compiled ruleset, built once and reused for many traces."""
+
+    def __init__(self, node: NodeState) -> None:
+        self.node = node
+        self.fibs = {
+            family: Fib(node.routes, node.rules, node.addresses, family) for family in (4, 6)
+        }
+        self.rules = CompiledRuleset(node.ruleset)
+        self._has_sysctls = bool(node.sysctls.values)
+
+    # -- public -----------------------------------------------------------------------------
+
+    def trace(
+        self,
+        *,
+        dst: IPAddress,
+        dport: int | None = None,
+        proto: str = "tcp",
+        src: IPAddress | None = None,
+        iif: str | None = None,
+        sport: int | None = None,
+        mark: int = 0,
+    ) -> Trace:
+        proto = proto.lower()
+        packet = Packet(src=src, dst=dst, proto=proto, sport=sport, dport=dport, iif=iif, mark=mark)
+        fib = self.fibs[dst.version]
+        assumptions = [CONNTRACK_ASSUMPTION, *self.node.assumptions]
+        unreached: tuple[Step, ...] = ()
+        if iif is None:
+            outcomes, unreached = self._local_out(packet, fib)
+            origin = "host" if src is None else f"host ({src})"
+        else:
+            outcomes = self._received(packet, fib)
+            origin = f"{src}@{iif}"
+        extra = sorted({a for o in outcomes for a in o.assumptions if a not in assumptions})
+        return Trace(self.node.name, origin, packet, tuple(outcomes),
+                     tuple(assumptions + extra), unreached)
+
+    # -- locally generated -------------------------------------------------------------------
+
+    def _local_out(self, packet: Packet, fib: Fib) -> tuple[list[Outcome], tuple[Step, ...]]:
+        # ip_route_connect(): the route is chosen when the socket connects, before OUTPUT.
+        result = fib.lookup(packet.dst, src=packet.src, iif="lo", mark=packet.mark)
+        step = _route_step(Stage.ROUTE, result, packet)
+        if not result.ok:
+            path = _Path(packet, 1.0, (step,))
+            unreached = self._never_reached(packet)
+            return [_end(path, Verdict.UNROUTABLE, result.errno)], unreached
+        src = packet.src or fib.route_source(result, packet.dst)
+        outcomes: list[Outcome] = []
+        for path in self._routed(_Path(packet.with_(src=src), 1.0, ()), result, step):
+            outcomes.extend(self._output(path, fib))
+        return outcomes, ()
+
+    def _routed(self, path: _Path, result: RouteResult, step: Step) -> list[_Path]:
+        """One path per next hop of the chosen route (multipath splits by weight)."""
+        route = result.route
+        assert route is not None
+        paths = []
+        for hop, share in result.paths:
+            local = route.type in (RouteType.LOCAL, RouteType.BROADCAST)
+            oif = "lo" if local else hop.dev
+            packet = path.packet.with_(oif=oif)
+            nh = None if local else str(hop.gateway or packet.dst)
+            s = replace(step, packet=packet)
+            if len(result.paths) > 1:
+                s = replace(s, detail=s.detail + (f"multipath: next hop {nh} share {share:.3g}",))
+            paths.append(replace(path, packet=packet, weight=_times(path.weight, share),
+                                 steps=path.steps + (s,), route=result, next_hop=nh))
+        return paths
+
+    def _output(self, path: _Path, fib: Fib, start: int = 0) -> list[Outcome]:
+        """OUTPUT tables from `start` on, then POSTROUTING and delivery."""
+        tables = HOOK_TABLES[Hook.OUTPUT]
+        if start == len(tables):
+            return self._postrouting(path, fib)
+        table = tables[start]
+        outcomes: list[Outcome] = []
+        for p in self._run_table(Hook.OUTPUT, table, path, outcomes):
+            # ip_route_me_harder(): mangle (new mark or destination) and nat (new destination)
+            # re-route the packet; the source address chosen at connect time stays.
+            changed = (p.packet.dst, p.packet.mark) != (path.packet.dst, path.packet.mark)
+            if table in ("mangle", NAT_TABLE) and changed:
+                for q in self._reroute(p, fib, outcomes):
+                    outcomes.extend(self._output(q, fib, start + 1))
+            else:
+                outcomes.extend(self._output(p, fib, start + 1))
+        return outcomes
+
+    def _reroute(self, path: _Path, fib: Fib, outcomes: list[Outcome]) -> list[_Path]:
+        p = path.packet
+        result = fib.lookup(p.dst, src=p.src, iif="lo", mark=p.mark)
+        step = _route_step(Stage.REROUTE, result, p)
+        if not result.ok:
+            # The packet is dropped in the hook (NF_DROP_ERR). TCP ignores that transmit error
+            # and retransmits the SYN until connect() times out; UDP's sendmsg() returns it.
+            errno = None if p.proto == "tcp" else result.errno
+            outcomes.append(_end(path.add(step), Verdict.DROPPED, errno))
+            return []
+        return self._routed(path, result, step)
+
+    def _postrouting(self, path: _Path, fib: Fib) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        paths = [path]
+        for table in HOOK_TABLES[Hook.POSTROUTING]:
+            paths = [q for p in paths for q in self._run_table(Hook.POSTROUTING, table, p, outcomes)]
+        for p in paths:
+            route = p.route
+            if route is not None and route.type in (RouteType.LOCAL, RouteType.BROADCAST):
+                outcomes.extend(self._loopback_in(p, fib))
+            else:
+                outcomes.append(self._transmit(p, Verdict.SENT))
+        return outcomes
+
+    def _loopback_in(self, path: _Path, fib: Fib) -> list[Outcome]:
+        """A locally addressed packet loops back through lo: PREROUTING and INPUT again, but
+        the nat table is not consulted, because the connection's NAT bindings were made on the
+        way out (nf_nat_inet_fn skips a conntrack whose manip for that hook is initialized)."""
+        packet = path.packet.with_(iif="lo")
+        note = Step(Stage.TRANSMIT, "", "", "", "looped back via lo", packet,
+                    detail=("nat PREROUTING/INPUT are skipped: the NAT bindings already exist",))
+        paths = [replace(path.add(note), packet=packet)]
+        outcomes: list[Outcome] = []
+        for hook in (Hook.PREROUTING, Hook.INPUT):
+            for table in HOOK_TABLES[hook]:
+                if table == NAT_TABLE:
+                    continue
+                paths = [q for p in paths for q in self._run_table(hook, table, p, outcomes)]
+        for p in paths:
+            outcomes.append(self._deliver(p))
+        return outcomes
+
+    def _never_reached(self, packet: Packet) -> tuple[Step, ...]:
+        """What nat OUTPUT would have done had the route lookup succeeded."""
+        ctx = EvalContext(Hook.OUTPUT.value, self.fibs[packet.dst.version])
+        seen: dict[tuple[str, str], Step] = {}
+        for verdict in self.rules.walk(NAT_TABLE, Hook.OUTPUT.value, packet, ctx):
+            for step in verdict.steps:
+                if not step.rule.startswith("policy "):
+                    seen.setdefault((step.chain, step.rule), step)
+        return tuple(seen.values())
+
+    # -- received on an interface ------------------------------------------------------------
+
+    def _received(self, packet: Packet, fib: Fib) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        paths = [_Path(packet, 1.0, ())]
+        for table in HOOK_TABLES[Hook.PREROUTING]:
+            paths = [q for p in paths for q in self._run_table(Hook.PREROUTING, table, p, outcomes)]
+        for path in paths:
+            outcomes.extend(self._route_input(path, fib))
+        return outcomes
+
+    def _route_input(self, path: _Path, fib: Fib) -> list[Outcome]:
+        p = path.packet
+        iif = p.iif or ""
+        if p.src is not None and fib.is_local(p.src) and not self._conf(iif, "accept_local", 0):
+            step = Step(Stage.ROUTE, "", "", "", "dropped: martian source (a local address)", p)
+            return [_end(path.add(step), Verdict.DROPPED, None)]
+        result = fib.lookup(p.dst, src=p.src, iif=iif, mark=p.mark)
+        step = _route_step(Stage.ROUTE, result, p)
+        if not result.ok:
+            icmp = ROUTE_ERRNO_ICMP.get(result.errno or "", None)
+            return [_end(path.add(step), Verdict.UNROUTABLE, None, icmp=icmp)]
+        rpf = self._rp_filter_drop(p, fib, iif)
+        if rpf is not None:
+            return [_end(path.add(step, rpf), Verdict.DROPPED, None)]
+        assumptions = path.assumptions
+        route = result.route
+        assert route is not None
+        if route.type in (RouteType.LOCAL, RouteType.BROADCAST):
+            local = replace(path.add(step), route=result)
+            outcomes: list[Outcome] = []
+            paths = [local]
+            for table in HOOK_TABLES[Hook.INPUT]:
+                paths = [q for x in paths for q in self._run_table(Hook.INPUT, table, x, outcomes)]
+            return outcomes + [self._deliver(x) for x in paths]
+        forwarding, assumed = self._forwarding(iif)
+        if assumed:
+            assumptions = assumptions + (assumed,)
+        if not forwarding:
+            # ip_route_input_slow(): !IN_DEV_FORWARD → no_route; ip_error() then drops it
+            # without an ICMP error because the device does not forward.
+            dropped = Step(Stage.ROUTE, "", "", "",
+                           f"dropped: forwarding is disabled on {iif} (net.ipv4.ip_forward=0)", p)
+            return [_end(replace(path.add(step, dropped), assumptions=assumptions),
+                         Verdict.DROPPED, None)]
+        outcomes = []
+        for fpath in self._routed(replace(path, assumptions=assumptions), result, step):
+            paths = [fpath]
+            for table in HOOK_TABLES[Hook.FORWARD]:
+                paths = [q for x in paths for q in self._run_table(Hook.FORWARD, table, x, outcomes)]
+            for table in HOOK_TABLES[Hook.POSTROUTING]:
+                paths = [
+                    q for x in paths for q in self._run_table(Hook.POSTROUTING, table, x, outcomes)
+                ]
+            outcomes.extend(self._transmit(x, Verdict.FORWARDED) for x in paths)
+        return outcomes
+
+    def _rp_filter_drop(self, p: Packet, fib: Fib, iif: str) -> Step | None:
+        """fib_validate_source(): reverse-path filtering (rp_filter 1 strict, 2 loose)."""
+        mode = max(self._conf("all", "rp_filter", 0), self._conf(iif, "rp_filter", 0))
+        if mode == 0 or p.src is None:
+            return None
+        back = fib.lookup(p.src, src=p.dst, iif="lo")
+        if not back.ok:
+            return Step(Stage.ROUTE, "", "", "", f"dropped by rp_filter={mode}: no route back "
+                        f"to {p.src}", p, detail=back.considered)
+        route = back.route
+        assert route is not None
+        if mode == 1 and iif not in {h.dev for h, _ in back.paths}:
+            return Step(Stage.ROUTE, table_name(back.table or 0), "", describe_route(route),
+                        f"dropped by rp_filter=1: the route back to {p.src} leaves via "
+                        f"{route.dev}, not {iif}", p, route.source)
+        return None
+
+    def _forwarding(self, iif: str) -> tuple[bool, str]:
+        if not self._has_sysctls:
+            return True, "no sysctl evidence: assuming IP forwarding is enabled (as Kubernetes requires)"
+        key = f"net.ipv4.conf.{iif.replace('.', '/')}.forwarding"
+        value = self.node.sysctls.get(key)
+        if value is None:
+            value = self.node.sysctls.get("net.ipv4.ip_forward") or self.node.sysctls.get(
+                "net.ipv4.conf.all.forwarding")
+        if value is None:
+            return True, "net.ipv4.ip_forward not in the sysctl evidence: assuming enabled"
+        return value.strip() != "0", ""
+
+    def _conf(self, dev: str, key: str, default: int) -> int:
+        return self.node.sysctls.get_int(f"net.ipv4.conf.{dev.replace('.', '/')}.{key}", default)
+
+    # -- shared ------------------------------------------------------------------------------
+
+    def _run_table(self, hook: Hook, table: str, path: _Path, ended: list[Outcome]) -> list[_Path]:
+        """Run one table at one hook; verdicts that end the packet go to `ended`."""
+        if not self.rules.has_table(table):
+            return [path]
+        if table == NAT_TABLE and path.packet.ct_state == ConnState.UNTRACKED:
+            return [path]
+        ctx = EvalContext(hook.value, self.fibs[path.packet.dst.version])
+        go_on: list[_Path] = []
+        for v in self.rules.walk(table, hook.value, path.packet, ctx):
+            p = _after(path, v)
+            if v.verdict == "ACCEPT":
+                go_on.append(p)
+            elif v.verdict == "REJECT":
+                ended.append(self._rejected(p, v))
+            elif v.verdict == "DROP":
+                ended.append(self._dropped(p))
+            else:  # QUEUE/NFQUEUE: a userspace program decides
+                note = f"{v.verdict}: a userspace program decides the packet's fate"
+                ended.append(_end(replace(p, weight=None, assumptions=p.assumptions + (note,)),
+                                  Verdict.DROPPED, None))
+        return go_on
+
+    def _rejected(self, p: _Path, v: TableVerdict) -> Outcome:
+        kind = v.reject_with or "icmp-port-unreachable"
+        local = p.packet.iif is None
+        errno = REJECT_ERRNO.get(kind) if local else None
+        return _end(p, Verdict.REJECTED, errno, icmp=kind)
+
+    def _dropped(self, p: _Path) -> Outcome:
+        # A locally generated TCP SYN dropped by OUTPUT is retransmitted until connect() times
+        # out; for UDP/ICMP, sendmsg() itself returns the hook's error, EPERM.
+        local = p.packet.iif is None
+        errno = "EPERM" if local and p.packet.proto != "tcp" else None
+        return _end(p, Verdict.DROPPED, errno)
+
+    def _deliver(self, p: _Path) -> Outcome:
+        step = Step(Stage.DELIVER, "", "", "", f"delivered to a local socket on "
+                    f"{p.packet.endpoint('dst')}", p.packet)
+        return _end(p.add(step), Verdict.DELIVERED_LOCAL, None)
+
+    def _transmit(self, p: _Path, verdict: Verdict) -> Outcome:
+        step = Step(Stage.TRANSMIT, "", "", "", f"sent out {p.packet.oif} to next hop "
+                    f"{p.next_hop}", p.packet)
+        return _end(p.add(step), verdict, None, interface=p.packet.oif, next_hop=p.next_hop)
+
+
+def _after(path: _Path, v: TableVerdict) -> _Path:
+    return replace(
+        path,
+        packet=v.packet,
+        weight=_times(path.weight, v.weight),
+        steps=path.steps + v.steps,
+        assumptions=path.assumptions + v.assumptions,
+        masquerade=path.masquerade or "masquerade" in v.nat,
+    )
+
+
+def _end(
+    p: _Path,
+    verdict: Verdict,
+    errno: str | None,
+    *,
+    icmp: str | None = None,
+    interface: str | None = None,
+    next_hop: str | None = None,
+) -> Outcome:
+    return Outcome(p.weight, verdict, errno, p.packet, p.steps, p.masquerade, interface,
+                   next_hop, icmp, p.assumptions)
+
+
+def _route_step(stage: Stage, result: RouteResult, packet: Packet) -> Step:
+    if result.ok:
+        route = result.route
+        assert route is not None
+        kind = route.type.value
+        return Step(stage, table_name(result.table or 0),
+                    f"rule {result.rule.priority}" if result.rule else "",
+                    describe_route(route), f"route found ({kind})", packet, route.source,
+                    result.considered)
+    route = result.route
+    return Step(stage, table_name(result.table) if result.table is not None else "",
+                "", describe_route(route) if route else "",
+                f"no usable route: {result.errno}", packet,
+                route.source if route else None, result.considered)
+
+
+def trace_packet(
+    node: NodeState,
+    *,
+    dst: IPAddress | str,
+    dport: int | None = None,
+    proto: str = "tcp",
+    src: IPAddress | str | None = None,
+    iif: str | None = None,
+    sport: int | None = None,
+    mark: int = 0,
+) -> Trace:
+    """Trace one packet on `node`: `iif=None` means locally generated (the host itself)."""
+    return NodeDatapath(node).trace(
+        dst=ip_address(dst) if isinstance(dst, str) else dst,
+        dport=dport,
+        proto=proto,
+        src=ip_address(src) if isinstance(src, str) else src,
+        iif=iif,
+        sport=sport,
+        mark=mark,
+    )

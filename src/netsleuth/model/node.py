@@ -1,0 +1,27 @@
+"""The state of one node's data path: what the simulator runs on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netsleuth.model.net import Address, Link, PolicyRule, Route, Sysctls
+from netsleuth.model.netfilter import Ruleset
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """One node (a host network namespace) as far as the evidence tells.
+
+    `assumptions` lists what was filled in because evidence was missing (e.g. "no ip-rule:
+    assuming the default rules 0/32766/32767"); every consumer should show them.
+    """
+
+    name: str
+    links: tuple[Link, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    routes: tuple[Route, ...] = ()
+    rules: tuple[PolicyRule, ...] = ()
+    sysctls: Sysctls = field(default_factory=Sysctls)
+    ruleset: Ruleset = field(default_factory=Ruleset)
+    assumptions: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()

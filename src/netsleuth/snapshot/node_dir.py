@@ -1,0 +1,143 @@
+"""Load a node snapshot directory (docs/node-snapshot.md) into a NodeState.
+
+Missing files are normal: each one is replaced by what the kernel would have by default or by
+an empty table, and the replacement is recorded in `NodeState.assumptions` so that every trace
+and report can say what it rests on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from netsleuth.errors import ParseError, SnapshotError
+from netsleuth.model.net import TABLE_LOCAL, Sysctls, default_policy_rules
+from netsleuth.model.netfilter import Ruleset
+from netsleuth.model.node import NodeState
+from netsleuth.parse.iproute2 import (
+    kernel_routes_for_addresses,
+    parse_ip_addr,
+    parse_ip_link,
+    parse_ip_route,
+    parse_ip_rule,
+)
+from netsleuth.parse.iptables_list import parse_iptables_list
+from netsleuth.parse.iptables_save import parse_iptables_save
+from netsleuth.parse.sysctl import parse_sysctl
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(str(path), 0, repr(exc.object[exc.start:exc.end]),
+                         "UTF-8 text") from None
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _first(directory: Path, *names: str) -> Path | None:
+    for name in names:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_node_snapshot(path: str | Path, *, name: str | None = None) -> NodeState:
+    """Read every known file of a node snapshot directory; raise on unreadable input."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise SnapshotError(f"{directory}: not a directory (expected a node snapshot, see "
+                            "docs/node-snapshot.md)")
+    assumptions: list[str] = []
+    files: list[str] = []
+
+    def read(*names: str) -> tuple[str, str] | None:
+        found = _first(directory, *names)
+        if found is None:
+            return None
+        files.append(found.name)
+        return _read(found), str(found)
+
+    hostname = read("hostname")
+    node_name = name or (hostname[0].strip().splitlines()[0] if hostname and hostname[0].strip()
+                         else directory.name)
+
+    links = ()
+    addresses = ()
+    got = read("ip-addr.json", "ip-addr.txt")
+    if got:
+        links, addresses = parse_ip_addr(*got)
+    else:
+        assumptions.append("no ip-addr: the node's addresses are unknown (source address "
+                           "selection and addrtype LOCAL cannot be evaluated)")
+    got = read("ip-link.json", "ip-link.txt")
+    if got:
+        links = parse_ip_link(*got)
+
+    routes: list = []
+    got = read("ip-route.json", "ip-route.txt")
+    if got:
+        routes.extend(parse_ip_route(*got, family=4))
+    else:
+        assumptions.append("no ip-route: the routing tables are unknown, every lookup fails")
+    got = read("ip6-route.json", "ip6-route.txt")
+    if got:
+        routes.extend(parse_ip_route(*got, family=6))
+    if addresses and not any(r.table == TABLE_LOCAL for r in routes):
+        kernel = [r for r in kernel_routes_for_addresses(addresses) if r.table == TABLE_LOCAL]
+        routes.extend(kernel)
+        assumptions.append(
+            "ip-route has no local table (only `ip route` was given): rebuilt table local "
+            f"from the addresses as the kernel does ({len(kernel)} routes)"
+        )
+
+    got = read("ip-rule.json", "ip-rule.txt")
+    if got:
+        rules = parse_ip_rule(*got)
+    else:
+        rules = default_policy_rules()
+        assumptions.append("no ip-rule: assuming the default rules 0/32766/32767 "
+                           "(lookup local, main, default)")
+
+    got = read("iptables-save.txt")
+    if got:
+        ruleset = parse_iptables_save(*got)
+    else:
+        got = read("iptables-nvL.txt", "iptables-list.txt")
+        if got:
+            ruleset = parse_iptables_list(*got)
+            assumptions.append("iptables rules come from an `iptables -nvL` listing, not "
+                               "iptables-save: columns it does not show are not known")
+        else:
+            ruleset = Ruleset()
+            assumptions.append("no iptables-save: no netfilter rules known, every built-in "
+                               "chain policy assumed ACCEPT")
+
+    got = read("sysctl.txt")
+    if got:
+        sysctls = parse_sysctl(*got)
+    else:
+        sysctls = Sysctls()
+        assumptions.append("no sysctl: kernel settings unknown (forwarding assumed enabled, "
+                           "rp_filter assumed off)")
+
+    return NodeState(
+        name=node_name,
+        links=tuple(links),
+        addresses=tuple(addresses),
+        routes=tuple(routes),
+        rules=tuple(rules),
+        sysctls=sysctls,
+        ruleset=ruleset,
+        assumptions=tuple(assumptions),
+        files=tuple(files),
+    )
+
+
+def with_extra_routes(node: NodeState, spec: str, source: str = "--route-add") -> NodeState:
+    """The node with routes added from `ip route` text (a what-if, e.g. a proposed fix)."""
+    extra = parse_ip_route(spec, source)
+    return replace(node, routes=node.routes + tuple(extra),
+                   assumptions=node.assumptions + (f"what-if: added route {spec!r}",))
