@@ -126,14 +126,22 @@ class Fib:
         oif: str | None = None,
         mark: int = 0,
         tos: int = 0,
+        proto: int | None = None,
+        sport: int | None = None,
+        dport: int | None = None,
+        uid: int = 0,
     ) -> RouteResult:
-        """fib_lookup(): walk the policy rules; `iif` is "lo" for locally generated packets."""
+        """fib_lookup(): walk the policy rules; `iif` is "lo" for locally generated packets.
+
+        `uid` is the socket owner for uidrange rules (root when unknown, as for packets
+        without a socket)."""
+        flow = _Flow(dst, src, iif, oif, mark, tos, proto, sport, dport, uid)
         considered: list[str] = []
         index = 0
         while index < len(self.rules):
             rule = self.rules[index]
             index += 1
-            if not _rule_matches(rule, dst, src, iif, oif, mark, tos):
+            if not _rule_matches(rule, flow):
                 continue
             if rule.action == RuleAction.NOP:
                 continue
@@ -252,23 +260,41 @@ def _in(net: IPNetwork | None, addr: IPAddress | None) -> bool:
     return addr.version == net.version and addr in net
 
 
-def _rule_matches(
-    rule: PolicyRule,
-    dst: IPAddress,
-    src: IPAddress | None,
-    iif: str | None,
-    oif: str | None,
-    mark: int,
-    tos: int,
-) -> bool:
-    """fib_rule_match(): every selector must hold; `not` inverts the whole result."""
+@dataclass(frozen=True, slots=True)
+class _Flow:
+    """The flowi fields policy rules select on."""
+
+    dst: IPAddress
+    src: IPAddress | None
+    iif: str | None
+    oif: str | None
+    mark: int
+    tos: int
+    proto: int | None
+    sport: int | None
+    dport: int | None
+    uid: int
+
+
+def _in_range(bounds: tuple[int, int] | None, value: int | None) -> bool:
+    return bounds is None or (value is not None and bounds[0] <= value <= bounds[1])
+
+
+def _rule_matches(rule: PolicyRule, f: _Flow) -> bool:
+    """fib_rule_match() + fib4_rule_match(): every selector must hold; `not` inverts the
+    result. An `l3mdev` rule needs a VRF device, which is not modelled: it never matches."""
     ok = (
-        _in(rule.src, src)
-        and _in(rule.dst, dst)
-        and (rule.iif is None or rule.iif == iif)
-        and (rule.oif is None or rule.oif == oif)
-        and (rule.fwmark is None or (mark & rule.fwmask) == rule.fwmark)
-        and (rule.tos == 0 or rule.tos == tos)
+        _in(rule.src, f.src)
+        and _in(rule.dst, f.dst)
+        and (rule.iif is None or rule.iif == f.iif)
+        and (rule.oif is None or rule.oif == f.oif)
+        and (rule.fwmark is None or (f.mark & rule.fwmask) == rule.fwmark)
+        and (rule.tos == 0 or rule.tos == f.tos)
+        and (rule.ipproto is None or rule.ipproto == f.proto)
+        and _in_range(rule.sport, f.sport)
+        and _in_range(rule.dport, f.dport)
+        and _in_range(rule.uidrange, f.uid)
+        and not rule.l3mdev
     )
     return ok != rule.invert
 

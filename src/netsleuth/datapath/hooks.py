@@ -50,3 +50,11 @@ FORWARDED: tuple[Hook | Stage, ...] = (Hook.FORWARD, Hook.POSTROUTING, Stage.TRA
 # Tables that only see the first packet of a connection: the nat table is consulted once per
 # conntrack entry per direction (nf_nat_inet_fn: only when no NAT binding exists yet).
 NAT_TABLE = "nat"
+
+# OUTPUT tables after which the kernel re-routes a locally generated packet, and the fields
+# whose change triggers it: ipt_mangle_out() checks saddr/daddr/mark/tos,
+# nf_nat_ipv4_local_fn() checks only the destination address (ip_route_me_harder).
+REROUTE_AFTER: dict[str, tuple[str, ...]] = {
+    "mangle": ("src", "dst", "mark"),
+    "nat": ("dst",),
+}

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from ipaddress import ip_address
 
 from netsleuth.datapath.fib import Fib, RouteResult, describe_route, table_name
-from netsleuth.datapath.hooks import HOOK_TABLES, NAT_TABLE, Hook, Stage
+from netsleuth.datapath.hooks import HOOK_TABLES, NAT_TABLE, REROUTE_AFTER, Hook, Stage
 from netsleuth.datapath.netfilter import CompiledRuleset, EvalContext, TableVerdict
-from netsleuth.datapath.packet import ConnState, Packet
+from netsleuth.datapath.packet import PROTO_NUMBERS, ConnState, Packet
 from netsleuth.datapath.trace_model import Outcome, Step, Trace, Verdict
 from netsleuth.model.net import IPAddress, RouteType
 from netsleuth.model.node import NodeState
@@ -119,7 +119,7 @@ class NodeDatapath:
 
     def _local_out(self, packet: Packet, fib: Fib) -> tuple[list[Outcome], tuple[Step, ...]]:
         # ip_route_connect(): the route is chosen when the socket connects, before OUTPUT.
-        result = fib.lookup(packet.dst, src=packet.src, iif="lo", mark=packet.mark)
+        result = _lookup(fib, packet, "lo")
         step = _route_step(Stage.ROUTE, result, packet)
         if not result.ok:
             path = _Path(packet, 1.0, (step,))
@@ -156,10 +156,10 @@ class NodeDatapath:
         table = tables[start]
         outcomes: list[Outcome] = []
         for p in self._run_table(Hook.OUTPUT, table, path, outcomes):
-            # ip_route_me_harder(): mangle (new mark or destination) and nat (new destination)
-            # re-route the packet; the source address chosen at connect time stays.
-            changed = (p.packet.dst, p.packet.mark) != (path.packet.dst, path.packet.mark)
-            if table in ("mangle", NAT_TABLE) and changed:
+            # ip_route_me_harder(): some tables re-route the packet when they changed it; the
+            # source address chosen at connect time stays.
+            fields = REROUTE_AFTER.get(table, ())
+            if any(getattr(p.packet, f) != getattr(path.packet, f) for f in fields):
                 for q in self._reroute(p, fib, outcomes):
                     outcomes.extend(self._output(q, fib, start + 1))
             else:
@@ -168,7 +168,7 @@ class NodeDatapath:
 
     def _reroute(self, path: _Path, fib: Fib, outcomes: list[Outcome]) -> list[_Path]:
         p = path.packet
-        result = fib.lookup(p.dst, src=p.src, iif="lo", mark=p.mark)
+        result = _lookup(fib, p, "lo")
         step = _route_step(Stage.REROUTE, result, p)
         if not result.ok:
             # The packet is dropped in the hook (NF_DROP_ERR). TCP ignores that transmit error
@@ -236,7 +236,7 @@ class NodeDatapath:
         if p.src is not None and fib.is_local(p.src) and not self._conf(iif, "accept_local", 0):
             step = Step(Stage.ROUTE, "", "", "", "dropped: martian source (a local address)", p)
             return [_end(path.add(step), Verdict.DROPPED, None)]
-        result = fib.lookup(p.dst, src=p.src, iif=iif, mark=p.mark)
+        result = _lookup(fib, p, iif)
         step = _route_step(Stage.ROUTE, result, p)
         if not result.ok:
             icmp = ROUTE_ERRNO_ICMP.get(result.errno or "", None)
@@ -378,6 +378,11 @@ def _end(
 ) -> Outcome:
     return Outcome(p.weight, verdict, errno, p.packet, p.steps, p.masquerade, interface,
                    next_hop, icmp, p.assumptions)
+
+
+def _lookup(fib: Fib, p: Packet, iif: str) -> RouteResult:
+    return fib.lookup(p.dst, src=p.src, iif=iif, mark=p.mark, proto=PROTO_NUMBERS.get(p.proto),
+                      sport=p.sport, dport=p.dport)
 
 
 def _route_step(stage: Stage, result: RouteResult, packet: Packet) -> Step:

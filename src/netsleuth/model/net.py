@@ -56,8 +56,9 @@ class Address:
     broadcast: IPAddress | None = None
     peer: IPInterface | None = None
     source: SourceRef = SYNTHETIC
-    # Address flags as iproute2 prints them (noprefixroute, tentative, dadfailed, nodad, ...)
-    # and the prefix route's metric (`ip addr add ... metric N`, IFA_RT_PRIORITY; 0 = default).
+    # Address flags as iproute2 prints them (noprefixroute, tentative, dadfailed, nodad, ...;
+    # `secondary` is the field above) and the prefix route's metric (`ip addr add ... metric N`,
+    # IFA_RT_PRIORITY; 0 = the kernel default).
     flags: tuple[str, ...] = ()
     metric: int = 0
 

@@ -41,14 +41,21 @@ def outcome_sentence(o: Outcome, local: bool) -> str:
     return "dropped silently" + (": a TCP client's connect() times out" if local else "")
 
 
+def _where(s: Step) -> str:
+    if s.hook in ("route", "reroute"):
+        return s.hook + (f" (table {s.table}, {s.chain})" if s.table else "")
+    return s.hook if not s.table else f"{s.hook} {s.table}" + (f"/{s.chain}" if s.chain else "")
+
+
 def _step_row(i: int, s: Step) -> tuple[str, str, Text, str]:
-    where = s.hook if not s.table else f"{s.hook} {s.table}" + (f"/{s.chain}" if s.chain else "")
     rule = Text(s.rule or "")
     if s.source:
         rule.append(f"  [{s.source}]", style="dim")
-    for line in s.detail:
-        rule.append(f"\n  {line}", style="dim")
-    return str(i), where, rule, s.action
+    # A successful lookup speaks for itself; a failed one shows every rule it tried.
+    if s.action.startswith("no usable route") or s.action.startswith("dropped"):
+        for line in s.detail:
+            rule.append(f"\n  {line}", style="dim")
+    return str(i), _where(s), rule, s.action
 
 
 def render_trace(trace: Trace) -> RenderableType:

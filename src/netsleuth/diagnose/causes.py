@@ -1,0 +1,75 @@
+"""Correlation: link findings into a causal graph and rank the roots.
+
+An edge a → b exists when finding a `explains` finding b's key. Roots are the causes no other
+cause explains. A root's score grows with what it explains (transitively) and with how directly
+it is proven (its confidence: a trace through the node's real state beats a log line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from netsleuth.diagnose.findings import Finding, Role
+
+
+@dataclass(frozen=True, slots=True)
+class RankedCause:
+    finding: Finding
+    explained: tuple[Finding, ...]  # symptoms (and intermediate causes), nearest first
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    causes: tuple[RankedCause, ...]
+    unexplained: tuple[Finding, ...]  # symptoms no cause accounts for
+    edges: tuple[tuple[int, int], ...]  # indices into `findings`
+    findings: tuple[Finding, ...]
+
+
+def correlate(findings: Sequence[Finding]) -> Correlation:
+    items = tuple(findings)
+    children: dict[int, list[int]] = {i: [] for i in range(len(items))}
+    has_cause_parent: set[int] = set()
+    edges: list[tuple[int, int]] = []
+    for i, a in enumerate(items):
+        for j, b in enumerate(items):
+            if i != j and a.explains_key(b.key):
+                children[i].append(j)
+                edges.append((i, j))
+                if a.role == Role.CAUSE:
+                    has_cause_parent.add(j)
+    ranked: list[RankedCause] = []
+    covered: set[int] = set()
+    for i, f in enumerate(items):
+        if f.role != Role.CAUSE or i in has_cause_parent:
+            continue
+        order = _reachable(i, children)
+        covered.update(order)
+        explained = tuple(items[j] for j in order)
+        symptoms = sum(1 for e in explained if e.role == Role.SYMPTOM)
+        score = f.confidence * (1.0 + symptoms) + 0.1 * len(f.evidence)
+        ranked.append(RankedCause(f, explained, score))
+    ranked.sort(key=lambda r: (-r.score, r.finding.title))
+    unexplained = tuple(
+        f for i, f in enumerate(items) if f.role == Role.SYMPTOM and i not in covered
+    )
+    return Correlation(tuple(ranked), unexplained, tuple(edges), items)
+
+
+def _reachable(start: int, children: dict[int, list[int]]) -> list[int]:
+    """Breadth-first: nearest consequences first, each once."""
+    seen = {start}
+    order: list[int] = []
+    frontier = [start]
+    while frontier:
+        nxt: list[int] = []
+        for node in frontier:
+            for child in children[node]:
+                if child not in seen:
+                    seen.add(child)
+                    order.append(child)
+                    nxt.append(child)
+        frontier = nxt
+    return order
