@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gen_kubeproxy import generate  # noqa: E402
+from gen_kubeproxy import generate
 
-from netsleuth.datapath.trace import NodeDatapath  # noqa: E402
-from netsleuth.model.net import (  # noqa: E402
+from netsleuth.datapath.trace import NodeDatapath
+from netsleuth.model.net import (
     TABLE_LOCAL,
     Address,
     NextHop,
@@ -31,8 +31,8 @@ from netsleuth.model.net import (  # noqa: E402
     Scope,
     default_policy_rules,
 )
-from netsleuth.model.node import NodeState  # noqa: E402
-from netsleuth.parse.iptables_save import parse_iptables_save  # noqa: E402
+from netsleuth.model.node import NodeState
+from netsleuth.parse.iptables_save import parse_iptables_save
 
 SERVICE = re.compile(r"-A KUBE-SERVICES -d (\S+)/32 -p (\w+) .*--dport (\d+) -j KUBE-SVC-")
 

@@ -239,7 +239,7 @@ class NodeDatapath:
         result = _lookup(fib, p, iif)
         step = _route_step(Stage.ROUTE, result, p)
         if not result.ok:
-            icmp = ROUTE_ERRNO_ICMP.get(result.errno or "", None)
+            icmp = ROUTE_ERRNO_ICMP.get(result.errno or "")
             return [_end(path.add(step), Verdict.UNROUTABLE, None, icmp=icmp)]
         rpf = self._rp_filter_drop(p, fib, iif)
         if rpf is not None:

@@ -503,7 +503,7 @@ _CNI_PROGRAMS: dict[str, str] = {
 }
 _KUBE_PROXY_MODE_LOG = (
     ("using ipvs proxier", "ipvs"),
-    ('using ipvs proxy', "ipvs"),
+    ("using ipvs proxy", "ipvs"),
     ("using iptables proxier", "iptables"),
     ("using iptables proxy", "iptables"),
     ("using nftables proxy", "nftables"),
@@ -554,8 +554,7 @@ def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
             addr = proc.flag("advertise-address") or proc.flag("bind-address")
             port = proc.flag("secure-port") or ("6443" if proc.program == "kube-apiserver" else None)
             if addr and port and parse_ip(addr) is not None and addr not in ("0.0.0.0", "::"):
-                _add_fact(api_eps, f"{addr}:{port}", f"{proc.program} --advertise-address",
-                          proc.source)
+                _add_fact(api_eps, f"{addr}:{port}", f"{proc.program} --advertise-address", proc.source)
                 if proc.host:
                     add_node_ip(proc.host, parse_ip(addr))
         if proc.program == "kubelet" and proc.host:
@@ -572,8 +571,7 @@ def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
         for ip in node.internal_ips:
             add_node_ip(node.name, ip)
         if node.kubelet_version:
-            _add_fact(versions, node.kubelet_version, f"node {node.name} kubelet version",
-                      node.source)
+            _add_fact(versions, node.kubelet_version, f"node {node.name} kubelet version", node.source)
         for key in node.annotations:
             if key.startswith("projectcalico.org/"):
                 _add_fact(cni, "calico", f"node annotation {key}", node.source)
@@ -596,14 +594,17 @@ def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
                 _add_fact(dns_ips, ip, f"kube-system/{svc.name} Service ClusterIP", svc.source)
     for eps in objects.endpoints:
         if eps.namespace in ("default", None) and eps.service == "kubernetes":
-            ports = eps.ports or ()
-            for addr in eps.addresses:
-                if addr.ip is None:
+            for ep_addr in eps.addresses:
+                if ep_addr.ip is None:
                     continue
-                for port in ports:
-                    _add_fact(api_eps, f"{_fmt_hostport(addr.ip, port.port)}",
-                              f"{eps.kind} default/kubernetes", eps.source)
-            if not ports:
+                for ep_port in eps.ports:
+                    _add_fact(
+                        api_eps,
+                        _fmt_hostport(ep_addr.ip, ep_port.port),
+                        f"{eps.kind} default/kubernetes",
+                        eps.source,
+                    )
+            if not eps.ports:
                 for shown in eps.shown:
                     _add_fact(api_eps, shown, f"{eps.kind} default/kubernetes", eps.source)
 
@@ -633,13 +634,16 @@ def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
                     stripped = line.strip()
                     if stripped.startswith("mode:"):
                         mode = stripped.split(":", 1)[1].strip().strip("\"'")
-                        _add_fact(proxy_mode, mode or "iptables",
-                                  "kube-proxy ConfigMap mode (empty means iptables)", cm.source)
+                        _add_fact(
+                            proxy_mode,
+                            mode or "iptables",
+                            "kube-proxy ConfigMap mode (empty means iptables)",
+                            cm.source,
+                        )
                     if stripped.startswith("clusterCIDR:"):
                         net = parse_cidr(stripped.split(":", 1)[1].strip().strip("\"'"))
                         if net is not None:
-                            _add_fact(pod_cidrs, net, "kube-proxy ConfigMap clusterCIDR",
-                                      cm.source)
+                            _add_fact(pod_cidrs, net, "kube-proxy ConfigMap clusterCIDR", cm.source)
         if "net-conf.json" in cm.data:
             try:
                 conf = json.loads(cm.data["net-conf.json"])
@@ -648,37 +652,42 @@ def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
             if isinstance(conf, dict):
                 net = parse_cidr(str(conf.get("Network", "")))
                 if net is not None:
-                    _add_fact(pod_cidrs, net, f"ConfigMap {cm.name} net-conf.json Network",
-                              cm.source)
+                    _add_fact(pod_cidrs, net, f"ConfigMap {cm.name} net-conf.json Network", cm.source)
                 _add_fact(cni, "flannel", f"ConfigMap {cm.name} net-conf.json", cm.source)
 
+    calico_log_pods: set[str | None] = set()
     for log in objects.logs:
         low = log.message.lower()
         if (log.component == "kube-proxy") or (log.pod or "").startswith("kube-proxy"):
             for needle, mode in _KUBE_PROXY_MODE_LOG:
                 if needle in low:
                     _add_fact(proxy_mode, mode, "kube-proxy log", log.source)
-        if (log.pod or "").startswith("calico") or log.component == "calico":
+        is_calico = (log.pod or "").startswith("calico") or log.component == "calico"
+        if is_calico and log.pod not in calico_log_pods:  # one reference per pod is enough
+            calico_log_pods.add(log.pod)
             _add_fact(cni, "calico", "calico log", log.source)
 
-    for fact in objects.versions:
-        for src in fact.sources or (SYNTHETIC,):
-            _add_fact(versions, fact.value, fact.how, src)
-    for fact in objects.apiserver_urls:
-        host, port = split_hostport(fact.value.split("://", 1)[-1].split("/", 1)[0])
-        if parse_ip(host) is not None:
-            for src in fact.sources or (SYNTHETIC,):
-                _add_fact(api_eps, f"{host}:{port or 443}", fact.how, src)
+    for vfact in objects.versions:
+        for src in vfact.sources or (SYNTHETIC,):
+            _add_fact(versions, vfact.value, vfact.how, src)
+    for ufact in objects.apiserver_urls:
+        url_host, url_port = split_hostport(ufact.value.split("://", 1)[-1].split("/", 1)[0])
+        if parse_ip(url_host) is not None:
+            for src in ufact.sources or (SYNTHETIC,):
+                _add_fact(api_eps, f"{url_host}:{url_port or 443}", ufact.how, src)
 
     # Convention: no flag seen, but the `kubernetes` Service IP is the first address of the
     # range. The prefix cannot be known; say so instead of guessing a /12.
     if not service_cidrs:
-        for fact in kube_svc_ips:
-            bits = 32 if fact.value.version == 4 else 128
-            net = ipaddress.ip_network(f"{fact.value}/{bits}")
+        for ipfact in kube_svc_ips:
+            bits = 32 if ipfact.value.version == 4 else 128
+            net = ipaddress.ip_network(f"{ipfact.value}/{bits}")
             service_cidrs.append(
-                Fact(net, "only the kubernetes Service IP is known (range size unknown)",
-                     fact.sources)
+                Fact(
+                    net,
+                    "only the kubernetes Service IP is known (range size unknown)",
+                    ipfact.sources,
+                )
             )
 
     return ClusterFacts(

@@ -7,11 +7,12 @@ and report can say what it rests on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from netsleuth.errors import ParseError, SnapshotError
-from netsleuth.model.net import TABLE_LOCAL, Sysctls, default_policy_rules
+from netsleuth.model.net import TABLE_LOCAL, Address, Link, Route, Sysctls, default_policy_rules
 from netsleuth.model.netfilter import Ruleset
 from netsleuth.model.node import NodeState
 from netsleuth.parse.iproute2 import (
@@ -36,36 +37,47 @@ def _read(path: Path) -> str:
         raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _first(directory: Path, *names: str) -> Path | None:
-    for name in names:
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    return None
+KNOWN_FILES = (
+    "hostname", "ip-addr.json", "ip-addr.txt", "ip-link.json", "ip-link.txt", "ip-route.json",
+    "ip-route.txt", "ip6-route.json", "ip6-route.txt", "ip-rule.json", "ip-rule.txt",
+    "iptables-save.txt", "iptables-nvL.txt", "iptables-list.txt", "sysctl.txt",
+)
 
 
 def load_node_snapshot(path: str | Path, *, name: str | None = None) -> NodeState:
-    """Read every known file of a node snapshot directory; raise on unreadable input."""
+    """Read a node snapshot directory; raise on unreadable input."""
     directory = Path(path)
     if not directory.is_dir():
         raise SnapshotError(f"{directory}: not a directory (expected a node snapshot, see "
                             "docs/node-snapshot.md)")
+    files = {n: _read(directory / n) for n in KNOWN_FILES if (directory / n).is_file()}
+    if not files:
+        raise SnapshotError(f"{directory}: no snapshot files found (expected some of "
+                            f"{', '.join(KNOWN_FILES)}; see docs/node-snapshot.md)")
+    return node_from_files(files, name=name or directory.name, origin=str(directory))
+
+
+def node_from_files(files: Mapping[str, str], *, name: str, origin: str) -> NodeState:
+    """Build a NodeState from snapshot file texts (file name → text); pure.
+
+    `name` is used when there is no `hostname` file; `origin` prefixes the source names
+    that evidence lines quote (e.g. `incident/nodes/admin`)."""
     assumptions: list[str] = []
-    files: list[str] = []
+    used: list[str] = []
 
     def read(*names: str) -> tuple[str, str] | None:
-        found = _first(directory, *names)
-        if found is None:
-            return None
-        files.append(found.name)
-        return _read(found), str(found)
+        for n in names:
+            if n in files:
+                used.append(n)
+                return files[n], f"{origin}/{n}"
+        return None
 
     hostname = read("hostname")
-    node_name = name or (hostname[0].strip().splitlines()[0] if hostname and hostname[0].strip()
-                         else directory.name)
+    first_line = hostname[0].strip().splitlines()[0] if hostname and hostname[0].strip() else ""
+    node_name = first_line or name
 
-    links = ()
-    addresses = ()
+    links: tuple[Link, ...] = ()
+    addresses: tuple[Address, ...] = ()
     got = read("ip-addr.json", "ip-addr.txt")
     if got:
         links, addresses = parse_ip_addr(*got)
@@ -76,7 +88,7 @@ def load_node_snapshot(path: str | Path, *, name: str | None = None) -> NodeStat
     if got:
         links = parse_ip_link(*got)
 
-    routes: list = []
+    routes: list[Route] = []
     got = read("ip-route.json", "ip-route.txt")
     if got:
         routes.extend(parse_ip_route(*got, family=4))
@@ -132,7 +144,7 @@ def load_node_snapshot(path: str | Path, *, name: str | None = None) -> NodeStat
         sysctls=sysctls,
         ruleset=ruleset,
         assumptions=tuple(assumptions),
-        files=tuple(files),
+        files=tuple(used),
     )
 
 
