@@ -108,6 +108,46 @@ def trace(
         out.print(render_trace(result))
 
 
+@app.command()
+@friendly_errors
+def diagnose(
+    path: Annotated[Path | None, typer.Argument(
+        help="A bundle (directory or .tar.gz), a node snapshot directory, a `kubectl "
+        "cluster-info dump` directory, or a pasted terminal transcript (any text file).")] = None,
+    live: Annotated[bool, typer.Option("--live", help="Collect from the current cluster "
+                                       "first (see `netsleuth collect`), then diagnose.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the evidence of "
+                                          "every symptom, all notes and assumptions.")] = False,
+) -> None:
+    """Name the root cause of a networking failure, with evidence, consequences and fixes.
+
+    Exit code: 0 no root cause found, 1 bad input, 3 root cause(s) found.
+    """
+    from netsleuth.diagnose.engine import diagnose as run
+    from netsleuth.render.diagnosis_text import render_report
+    from netsleuth.snapshot.inputs import load_evidence
+
+    if live == (path is not None):
+        raise typer.BadParameter("give either PATH or --live", param_hint="PATH")
+    if live:
+        from datetime import UTC, datetime
+
+        from netsleuth.collect.cli import CollectOptions, collect_bundle
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = collect_bundle(CollectOptions(output=Path(f"netsleuth-{stamp}.tar.gz"),
+                                             quiet=fmt == Format.json))
+        err.print(f"collected into {path}")
+    assert path is not None
+    report = run(load_evidence(path))
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        out.print(render_report(report, verbose=verbose))
+    raise typer.Exit(3 if report.found else 0)
+
+
 def _mount(module: str, attr: str, name: str, *, group: bool) -> None:
     """Register a sub-command that lives in an edge package (lab, collect)."""
     try:

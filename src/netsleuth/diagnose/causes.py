@@ -18,6 +18,7 @@ class RankedCause:
     finding: Finding
     explained: tuple[Finding, ...]  # symptoms (and intermediate causes), nearest first
     score: float
+    tree: tuple[tuple[int, Finding], ...] = ()  # (depth, finding), depth-first, for display
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,8 @@ def correlate(findings: Sequence[Finding]) -> Correlation:
         explained = tuple(items[j] for j in order)
         symptoms = sum(1 for e in explained if e.role == Role.SYMPTOM)
         score = f.confidence * (1.0 + symptoms) + 0.1 * len(f.evidence)
-        ranked.append(RankedCause(f, explained, score))
+        tree = tuple((d, items[j]) for d, j in _depth_first(i, children))
+        ranked.append(RankedCause(f, explained, score, tree))
     ranked.sort(key=lambda r: (-r.score, r.finding.title))
     unexplained = tuple(
         f for i, f in enumerate(items) if f.role == Role.SYMPTOM and i not in covered
@@ -73,3 +75,19 @@ def _reachable(start: int, children: dict[int, list[int]]) -> list[int]:
                     nxt.append(child)
         frontier = nxt
     return order
+
+
+def _depth_first(start: int, children: dict[int, list[int]]) -> list[tuple[int, int]]:
+    """(depth, index) pairs below `start`, each finding once, at its first place."""
+    seen = {start}
+    out: list[tuple[int, int]] = []
+
+    def visit(node: int, depth: int) -> None:
+        for child in sorted(children[node], key=lambda c: -len(children[c])):
+            if child not in seen:
+                seen.add(child)
+                out.append((depth, child))
+                visit(child, depth + 1)
+
+    visit(start, 1)
+    return out
