@@ -37,7 +37,7 @@ from netsleuth.parse.iptables_list import parse_iptables_list
 from netsleuth.parse.iptables_save import parse_iptables_save
 from netsleuth.parse.kubectl_json import load_cluster_info_dump, parse_kube_json
 from netsleuth.parse.logs import parse_logs
-from netsleuth.parse.node_snapshot import node_from_files
+from netsleuth.parse.node_snapshot import KNOWN_FILES, node_from_files
 from netsleuth.parse.probes_text import Traceroute, parse_traceroute
 from netsleuth.parse.transcript import (
     Block,
@@ -90,6 +90,20 @@ class Probe:
 
 
 @dataclass(frozen=True, slots=True)
+class RawOutput:
+    """A command output kept as text for detectors that read formats no parser models yet
+    (lsmod, dmesg, conntrack -S, ipvsadm, resolv.conf, calicoctl, journal, ...). `kind` is
+    the transcript block kind, or for bundles the file name without extension; `source` is
+    the output's first line (line numbers of the text count from there)."""
+
+    kind: str
+    command: str | None
+    text: str
+    source: SourceRef
+    host: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Missing:
     what: str
     why: str
@@ -107,6 +121,12 @@ class Evidence:
     aliases: Mapping[str, str] = field(default_factory=dict)  # name/IP → node name
     notes: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    raw: tuple[RawOutput, ...] = ()
+
+    def outputs(self, *kinds: str, node: str | None = None) -> list[RawOutput]:
+        """Raw outputs of these kinds (all kinds when none given), on `node` if given."""
+        return [r for r in self.raw if (not kinds or r.kind in kinds)
+                and (node is None or self.node_for(r.host) == node)]
 
     def node_for(self, host: str | None) -> str | None:
         if host is None:
@@ -303,8 +323,10 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
     aliases = {alias: ident.name for alias, ident in aliases_raw.items() if ident.name}
     for name in nodes:
         aliases.setdefault(name, name)
+    raw = tuple(RawOutput(b.kind, b.command, b.output, b.ref(0), canonical_host(b.host, aliases_raw))
+                for b in blocks)
     return Evidence("transcript", (source,), nodes, objects, facts, probes, aliases,
-                    tuple(notes), tuple(problems))
+                    tuple(notes), tuple(problems), raw)
 
 
 def _host_ips(host: str, aliases: Mapping[str, object]) -> tuple[IPAddress, ...]:
@@ -393,8 +415,15 @@ def evidence_from_files(files: Mapping[str, str], source: str) -> Evidence:
             aliases[str(ip)] = name
     for name in nodes:
         aliases.setdefault(name, name)
+    raw = tuple(
+        RawOutput(rel.split("/")[2].rsplit(".", 1)[0], None, text,
+                  SourceRef(f"{source}/{rel}", 1), rel.split("/")[1])
+        for rel, text in sorted(files.items())
+        if rel.startswith("nodes/") and rel.count("/") == 2
+        and rel.split("/")[2] not in KNOWN_FILES
+    )
     return Evidence(origin, (source,), nodes, objects, facts, (), aliases, tuple(notes),
-                    tuple(problems))
+                    tuple(problems), raw)
 
 
 # -- what is missing -----------------------------------------------------------------------------
