@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
+from typing import NamedTuple
 
 from netsleuth.datapath.fib import Fib
 from netsleuth.datapath.packet import PROTO_NUMBERS, ConnState, Packet
@@ -47,8 +48,7 @@ class EvalContext:
 # -- target results ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TargetResult:
+class TargetResult(NamedTuple):
     """`kind`: verdict (ACCEPT/DROP/REJECT/QUEUE in `name`), jump, goto, return, continue."""
 
     kind: str
@@ -62,15 +62,13 @@ class TargetResult:
 TargetFn = Callable[[Packet, "EvalContext"], TargetResult]
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
+class CompiledRule(NamedTuple):
     rule: Rule
     matches: tuple[tuple[MatchFn, str], ...]  # evaluator and a label for "unknown" reports
     target: TargetFn | None
 
 
-@dataclass(frozen=True, slots=True)
-class TableVerdict:
+class TableVerdict(NamedTuple):
     """The end of one table walk on one branch."""
 
     verdict: str  # ACCEPT, DROP, REJECT, QUEUE
@@ -86,8 +84,10 @@ class CompiledChain:
     def __init__(self, table: str, chain: Chain) -> None:
         self.table = table
         self.chain = chain
-        self.rules = tuple(compile_rule(r) for r in chain.rules)
-        self._indexed = len(self.rules) >= INDEX_THRESHOLD
+        self.size = len(chain.rules)
+        # Rules compile on first evaluation: a trace touches a handful of a dump's 100k rules.
+        self._compiled: list[CompiledRule | None] = [None] * self.size
+        self._indexed = self.size >= INDEX_THRESHOLD
         self._by_dst: dict[int, list[int]] = defaultdict(list)
         self._by_dport: dict[int, list[int]] = defaultdict(list)
         self._fallback: list[int] = []
@@ -102,6 +102,12 @@ class CompiledChain:
                 else:
                     self._fallback.append(i)
         self._cache: dict[tuple[int, int | None], list[int]] = {}
+
+    def rule(self, index: int) -> CompiledRule:
+        crule = self._compiled[index]
+        if crule is None:
+            crule = self._compiled[index] = compile_rule(self.chain.rules[index])
+        return crule
 
     def candidates(self, packet: Packet) -> list[int] | None:
         """Rule indices that may match this packet, in order; None means "all of them"."""
@@ -145,10 +151,14 @@ class CompiledRuleset:
 
     def __init__(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
-        self.chains: dict[tuple[str, str], CompiledChain] = {}
-        for tname, table in ruleset.tables.items():
-            for cname, chain in table.chains.items():
-                self.chains[(tname, cname)] = CompiledChain(tname, chain)
+        self._chains: dict[tuple[str, str], CompiledChain | None] = {}
+
+    def chain(self, table: str, name: str) -> CompiledChain | None:
+        key = (table, name)
+        if key not in self._chains:
+            raw = self.ruleset.chain(table, name)
+            self._chains[key] = CompiledChain(table, raw) if raw is not None else None
+        return self._chains[key]
 
     def has_table(self, name: str) -> bool:
         return name in self.ruleset.tables
@@ -181,7 +191,7 @@ class _State:
 def _walk(
     rs: CompiledRuleset, table: str, builtin: str, packet: Packet, ctx: EvalContext
 ) -> list[TableVerdict]:
-    start = rs.chains.get((table, builtin))
+    start = rs.chain(table, builtin)
     if start is None:
         return [TableVerdict("ACCEPT", packet, 1.0, (), ())]
     policy = start.chain.policy or "ACCEPT"
@@ -190,8 +200,10 @@ def _walk(
     forks = 0
     while work:
         st = work.pop()
+        chain = rs.chain(table, st.chain)
         while True:
-            chain = rs.chains.get((table, st.chain))
+            if chain is None or chain.chain.name != st.chain:
+                chain = rs.chain(table, st.chain)
             rule_index = _next_rule(chain, st.index, st.packet)
             if chain is None or rule_index is None:
                 # End of chain: a user chain returns to its caller, a built-in one applies
@@ -202,7 +214,7 @@ def _walk(
                 step = Step(ctx.hook, table, builtin, f"policy {policy}", policy, st.packet)
                 results.append(_verdict(policy, st, step))
                 break
-            crule = chain.rules[rule_index]
+            crule = chain.rule(rule_index)
             st.index = rule_index + 1
             weight, unknown = _evaluate(crule, st.packet, ctx)
             if weight == 0.0:
@@ -240,7 +252,7 @@ def _walk(
             if res.kind == "continue":
                 continue
             if res.kind in ("jump", "goto"):
-                if (table, res.name) not in rs.chains:
+                if rs.chain(table, res.name) is None:
                     st.assumptions = st.assumptions + (
                         f"chain {res.name} ({table}) is not in the evidence; treated as empty",
                     )
@@ -278,7 +290,7 @@ def _next_rule(chain: CompiledChain | None, start: int, packet: Packet) -> int |
         return None
     cands = chain.candidates(packet)
     if cands is None:
-        return start if start < len(chain.rules) else None
+        return start if start < chain.size else None
     pos = bisect.bisect_left(cands, start)
     return cands[pos] if pos < len(cands) else None
 

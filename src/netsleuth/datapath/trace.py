@@ -8,8 +8,8 @@ and checked against the real kernel by the lab tests (tests/lab/test_kernel_fact
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from ipaddress import ip_address
+from typing import NamedTuple
 
 from netsleuth.datapath.fib import Fib, RouteResult, describe_route, table_name
 from netsleuth.datapath.hooks import HOOK_TABLES, NAT_TABLE, REROUTE_AFTER, Hook, Stage
@@ -58,8 +58,7 @@ CONNTRACK_ASSUMPTION = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Path:
+class _Path(NamedTuple):
     packet: Packet
     weight: float | None
     steps: tuple[Step, ...]
@@ -69,7 +68,7 @@ class _Path:
     masquerade: bool = False
 
     def add(self, *steps: Step) -> _Path:
-        return replace(self, steps=self.steps + steps)
+        return self._replace(steps=self.steps + steps)
 
 
 def _times(a: float | None, b: float | None) -> float | None:
@@ -141,10 +140,10 @@ class NodeDatapath:
             oif = "lo" if local else hop.dev
             packet = path.packet.with_(oif=oif)
             nh = None if local else str(hop.gateway or packet.dst)
-            s = replace(step, packet=packet)
+            s = step._replace(packet=packet)
             if len(result.paths) > 1:
-                s = replace(s, detail=s.detail + (f"multipath: next hop {nh} share {share:.3g}",))
-            paths.append(replace(path, packet=packet, weight=_times(path.weight, share),
+                s = s._replace(detail=s.detail + (f"multipath: next hop {nh} share {share:.3g}",))
+            paths.append(path._replace(packet=packet, weight=_times(path.weight, share),
                                  steps=path.steps + (s,), route=result, next_hop=nh))
         return paths
 
@@ -198,7 +197,7 @@ class NodeDatapath:
         packet = path.packet.with_(iif="lo")
         note = Step(Stage.TRANSMIT, "", "", "", "looped back via lo", packet,
                     detail=("nat PREROUTING/INPUT are skipped: the NAT bindings already exist",))
-        paths = [replace(path.add(note), packet=packet)]
+        paths = [path.add(note)._replace(packet=packet)]
         outcomes: list[Outcome] = []
         for hook in (Hook.PREROUTING, Hook.INPUT):
             for table in HOOK_TABLES[hook]:
@@ -248,7 +247,7 @@ class NodeDatapath:
         route = result.route
         assert route is not None
         if route.type in (RouteType.LOCAL, RouteType.BROADCAST):
-            local = replace(path.add(step), route=result)
+            local = path.add(step)._replace(route=result)
             outcomes: list[Outcome] = []
             paths = [local]
             for table in HOOK_TABLES[Hook.INPUT]:
@@ -262,10 +261,10 @@ class NodeDatapath:
             # without an ICMP error because the device does not forward.
             dropped = Step(Stage.ROUTE, "", "", "",
                            f"dropped: forwarding is disabled on {iif} (net.ipv4.ip_forward=0)", p)
-            return [_end(replace(path.add(step, dropped), assumptions=assumptions),
+            return [_end(path.add(step, dropped)._replace(assumptions=assumptions),
                          Verdict.DROPPED, None)]
         outcomes = []
-        for fpath in self._routed(replace(path, assumptions=assumptions), result, step):
+        for fpath in self._routed(path._replace(assumptions=assumptions), result, step):
             paths = [fpath]
             for table in HOOK_TABLES[Hook.FORWARD]:
                 paths = [q for x in paths for q in self._run_table(Hook.FORWARD, table, x, outcomes)]
@@ -328,7 +327,7 @@ class NodeDatapath:
                 ended.append(self._dropped(p))
             else:  # QUEUE/NFQUEUE: a userspace program decides
                 note = f"{v.verdict}: a userspace program decides the packet's fate"
-                ended.append(_end(replace(p, weight=None, assumptions=p.assumptions + (note,)),
+                ended.append(_end(p._replace(weight=None, assumptions=p.assumptions + (note,)),
                                   Verdict.DROPPED, None))
         return go_on
 
@@ -357,8 +356,7 @@ class NodeDatapath:
 
 
 def _after(path: _Path, v: TableVerdict) -> _Path:
-    return replace(
-        path,
+    return path._replace(
         packet=v.packet,
         weight=_times(path.weight, v.weight),
         steps=path.steps + v.steps,

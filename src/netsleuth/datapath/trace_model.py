@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from netsleuth.datapath.packet import Packet
 from netsleuth.model.source import SourceRef
@@ -19,8 +19,7 @@ class Verdict(enum.StrEnum):
     UNROUTABLE = "unroutable"
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One decision on the path: a route lookup, a matched rule, a chain policy, a NAT rewrite.
 
     `hook` is a netfilter hook name or a stage (route, reroute, deliver, transmit); `table` a
