@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Install netsleuth and run it on the shipped seed incident.
+# Install netsleuth and run it on the shipped seed incident: the diagnosis, then the trace
+# that proves it, then the same trace with the fix applied as a what-if.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check -e .
+set +e
+netsleuth diagnose examples/seed-incident
 netsleuth trace --node examples/seed-incident/nodes/admin --from host --to 10.96.0.1:443
+netsleuth trace --node examples/seed-incident/nodes/admin --from host --to 10.96.0.1:443 \
+  --route-add '10.96.0.0/12 dev enp0s8'
+exit 0
