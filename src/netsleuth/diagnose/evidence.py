@@ -26,13 +26,23 @@ from netsleuth.model.k8s import (
     Event,
     LogLine,
     Pod,
+    Service,
     derive_cluster_facts,
 )
-from netsleuth.model.net import TABLE_LOCAL, Address, IPAddress, Route, RouteType, Scope
+from netsleuth.model.net import (
+    TABLE_LOCAL,
+    TABLE_MAIN,
+    TABLE_NAMES,
+    Address,
+    IPAddress,
+    Route,
+    RouteType,
+    Scope,
+)
 from netsleuth.model.netfilter import Ruleset, Table
 from netsleuth.model.node import NodeState
 from netsleuth.model.source import SourceRef
-from netsleuth.parse.iproute2 import kernel_routes_for_addresses
+from netsleuth.parse.iproute2 import kernel_routes_for_addresses, parse_ip_route
 from netsleuth.parse.iptables_list import parse_iptables_list
 from netsleuth.parse.iptables_save import parse_iptables_save
 from netsleuth.parse.kubectl_json import load_cluster_info_dump, parse_kube_json
@@ -44,6 +54,7 @@ from netsleuth.parse.transcript import (
     canonical_host,
     host_aliases,
     objects_from_blocks,
+    parse_command,
     parse_transcript,
 )
 
@@ -267,6 +278,8 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
     problems: list[str] = list(objects.problems)
 
     per_host: dict[str, dict[str, Block]] = {}
+    table_blocks: dict[str, dict[int, Block]] = {}  # host → table id → `ip route show table N`
+    sysctl_more: dict[str, list[Block]] = {}  # host → earlier sysctl blocks
     hostless: list[Block] = []
     guessed: set[str] = set()
     for block in blocks:
@@ -286,17 +299,34 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
             guessed.add(host)
             notes.append(f"{block.source}: {block.kind} output assigned to {host} "
                          f"({block.host_reason})")
+        if block.kind == "ip-route" and _route_view(block.command) != "table":
+            # `ip route get X` (one answer) and `ip route show table N` (another table)
+            # are not the main table: kept apart so they do not replace it.
+            if _route_view(block.command) == "get":
+                continue
+            table_blocks.setdefault(host, {})[_route_view_table(block.command)] = block
+            continue
+        if block.kind == "sysctl" and fname in per_host.get(host, {}):
+            # Several `sysctl KEY` commands on one host show different keys: keep them all.
+            sysctl_more.setdefault(host, []).append(per_host[host][fname])
         per_host.setdefault(host, {})[fname] = block
+    for host in table_blocks:
+        per_host.setdefault(host, {})
 
     nodes: dict[str, NodeEvidence] = {}
     for host, files in per_host.items():
         texts = {f: _padded(b.output, b.output_line) for f, b in files.items()}
+        if host in sysctl_more:
+            texts["sysctl.txt"] = _merged_lines([*sysctl_more[host], files["sysctl.txt"]])
         try:
             state = node_from_files(texts, name=host, origin=source,
                                     sources={f: source for f in texts})
+            state = _with_route_tables(state, table_blocks.get(host, {}), source)
         except ParseError as exc:
             problems.append(f"{exc} (node {host})")
             continue
+        if table_blocks.get(host) and "ip-route.txt" not in files:
+            files = {**files, "ip-route.txt": next(iter(table_blocks[host].values()))}
         state = replace(state, name=host, files=tuple(sorted(files)))
         state = complete_node(state)
         has = frozenset(FILE_KINDS[f.rsplit(".", 1)[0]] for f in files)
@@ -327,6 +357,52 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
                 for b in blocks)
     return Evidence("transcript", (source,), nodes, objects, facts, probes, aliases,
                     tuple(notes), tuple(problems), raw)
+
+
+def _route_view(command: str | None) -> str:
+    """What an `ip route` command shows: "get" (one lookup's answer), "other" (one table
+    other than main: `ip route show table 52`) or "table" (main, or all tables)."""
+    if not command:
+        return "table"
+    argv = [w for w in parse_command(command).argv[1:] if not w.startswith("-")]
+    if len(argv) >= 2 and "get".startswith(argv[1]):
+        return "get"
+    if "table" in argv[:-1]:
+        name = argv[argv.index("table") + 1]
+        if name not in ("all", "main", str(TABLE_MAIN), "0"):
+            return "other"
+    return "table"
+
+
+def _route_view_table(command: str | None) -> int:
+    argv = [w for w in parse_command(command or "").argv[1:] if not w.startswith("-")]
+    name = argv[argv.index("table") + 1]
+    return TABLE_NAMES.get(name, int(name) if name.isdigit() else -1)
+
+
+def _merged_lines(blocks: Sequence[Block]) -> str:
+    """Several outputs of one transcript as one text whose line numbers are the file's."""
+    lines: list[str] = []
+    for b in blocks:
+        for i, text in enumerate(b.output.split("\n")):
+            at = b.output_line - 1 + i
+            lines.extend([""] * (at + 1 - len(lines)))
+            lines[at] = text
+    return "\n".join(lines)
+
+
+def _with_route_tables(state: NodeState, blocks: Mapping[int, Block], source: str) -> NodeState:
+    """Routes of `ip route show table N` outputs (their lines do not say `table N`)."""
+    extra: list[Route] = []
+    for table, b in blocks.items():
+        if table < 0:
+            continue
+        extra.extend(r for r in parse_ip_route(_padded(b.output, b.output_line), source,
+                                               default_table=table) if r.table == table)
+    if not extra:
+        return state
+    return replace(state, routes=tuple(r for r in state.routes if r.table not in blocks)
+                   + tuple(extra))
 
 
 def _host_ips(host: str, aliases: Mapping[str, object]) -> tuple[IPAddress, ...]:
@@ -366,8 +442,12 @@ def _probes(blocks: Iterable[Block], aliases: Mapping[str, object]) -> Iterable[
 LOG_PATH = re.compile(r"^logs/(?P<ns>[^/]+)/(?P<pod>[^/]+)/(?P<ctr>[^/]+?)(?P<prev>\.previous)?\.log$")
 
 
-def evidence_from_files(files: Mapping[str, str], source: str) -> Evidence:
-    """A bundle (nodes/, cluster/, logs/) or a cluster-info dump, as relative path → text."""
+def evidence_from_files(
+    files: Mapping[str, str], source: str, *, extra_services: Sequence[Service] = ()
+) -> Evidence:
+    """A bundle (nodes/, cluster/, logs/) or a cluster-info dump, as relative path → text.
+    `extra_services` are Services known from elsewhere (the agent knows the `kubernetes`
+    Service from its environment)."""
     problems: list[str] = []
     notes: list[str] = []
     is_bundle = any(p.startswith(("nodes/", "cluster/", "logs/")) or p == "manifest.json"
@@ -390,6 +470,8 @@ def evidence_from_files(files: Mapping[str, str], source: str) -> Evidence:
         objects = load_cluster_info_dump(files, source_prefix=f"{source}/")
         problems.extend(objects.problems)
         origin = "cluster-info-dump"
+    if extra_services:
+        objects = objects.merge(ClusterObjects(services=tuple(extra_services)))
     facts = derive_cluster_facts(objects)
     nodes: dict[str, NodeEvidence] = {}
     by_node: dict[str, dict[str, str]] = {}
@@ -420,7 +502,15 @@ def evidence_from_files(files: Mapping[str, str], source: str) -> Evidence:
                   SourceRef(f"{source}/{rel}", 1), rel.split("/")[1])
         for rel, text in sorted(files.items())
         if rel.startswith("nodes/") and rel.count("/") == 2
-        and rel.split("/")[2] not in KNOWN_FILES
+        and (rel.split("/")[2] not in KNOWN_FILES
+             # `ip -d link` details (VXLAN port/local/lower device) that Link does not model
+             or rel.split("/")[2].startswith("ip-link."))
+    ) + tuple(
+        # Objects no parser models yet (NetworkPolicy), for the detectors that read them.
+        RawOutput(rel.split("/")[1].rsplit(".", 1)[0], None, text,
+                  SourceRef(f"{source}/{rel}", 1), None)
+        for rel, text in sorted(files.items())
+        if rel in ("cluster/networkpolicies.json",)
     )
     return Evidence(origin, (source,), nodes, objects, facts, (), aliases, tuple(notes),
                     tuple(problems), raw)

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,3 +134,30 @@ def write_snapshot_dir(root: Path, node: str, snap: NodeSnapshot) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def diagnose_node(node: str, files: Mapping[str, str], service_host: str | None,
+                  service_port: str | None) -> str:
+    """This node's diagnosis as JSON (schema netsleuth.diagnosis/1). Never raises: a failure
+    becomes a JSON error record, because the agent must keep snapshotting."""
+    from ipaddress import ip_address
+
+    from netsleuth.diagnose.engine import diagnose
+    from netsleuth.diagnose.evidence import evidence_from_files
+    from netsleuth.model.k8s import Service, ServicePort
+    from netsleuth.model.source import SourceRef
+
+    try:
+        rel = {f"nodes/{node}/{name}": text for name, text in files.items()
+               if name != "diagnosis.json"}
+        services: tuple[Service, ...] = ()
+        if service_host:
+            services = (Service(
+                namespace="default", name="kubernetes", type="ClusterIP",
+                cluster_ips=(ip_address(service_host),),
+                ports=(ServicePort(port=int(service_port or 443), name="https"),),
+                source=SourceRef("env KUBERNETES_SERVICE_HOST")),)
+        ev = evidence_from_files(rel, f"agent:{node}", extra_services=services)
+        return json.dumps(diagnose(ev).to_dict(), indent=2, default=str)
+    except Exception as exc:  # the agent reports and carries on
+        return json.dumps({"schema": "netsleuth.diagnosis/1", "error": repr(exc)})

@@ -11,7 +11,12 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from netsleuth.collect.agent import encode_record, redact_snapshot, write_snapshot_dir
+from netsleuth.collect.agent import (
+    diagnose_node,
+    encode_record,
+    redact_snapshot,
+    write_snapshot_dir,
+)
 from netsleuth.collect.bundle import utc_now
 from netsleuth.collect.local import collect_local
 
@@ -29,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=300.0,
                         help="seconds between snapshots (default 300)")
     parser.add_argument("--once", action="store_true", help="take one snapshot and exit")
+    parser.add_argument("--no-diagnose", action="store_true",
+                        help="do not add diagnosis.json (this node's diagnosis) to each snapshot")
     parser.add_argument("--node-name", default=os.environ.get("NODE_NAME") or None,
                         help="node name (default: $NODE_NAME from the downward API, "
                              "else the hostname)")
@@ -47,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         snap = redact_snapshot(collect_local())
         created = utc_now()
+        if not args.no_diagnose:
+            # In a pod, KUBERNETES_SERVICE_HOST/PORT name the `kubernetes` Service: the agent
+            # can check the path every host-network client of this node depends on.
+            snap.files["diagnosis.json"] = diagnose_node(
+                node, snap.files, os.environ.get("KUBERNETES_SERVICE_HOST"),
+                os.environ.get("KUBERNETES_SERVICE_PORT"))
         if args.out is not None:
             try:
                 write_snapshot_dir(args.out, node, snap)

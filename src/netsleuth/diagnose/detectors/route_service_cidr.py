@@ -264,7 +264,8 @@ def _finding(ev: Evidence, f: _Failure, cidrs: list[IPv4Network] | list, logs: l
         evidence.extend(lines[:2])
     guessed = node.host_guessed
     confidence = 0.8 if guessed else 0.95
-    title = (f"Node {node.name} has no route covering the Service CIDR {cidr}"
+    what = f"the Service CIDR {cidr}" if cidrs else f"the Service IP {ip} (Service CIDR unknown)"
+    title = (f"Node {node.name} has no route covering {what}"
              + (" (no default route)" if not has_default else ""))
     return Finding(
         detector="A01", kind=KIND, role=Role.CAUSE, key=f"cause:{KIND}@{node.name}",
@@ -282,7 +283,9 @@ def _from_logs_only(ev: Evidence, node: str, lines: list[EvidenceLine], cidrs: l
     cidr = cidr_text(cidrs, ip) if cidrs else f"{ip}/32"
     return Finding(
         detector="A01", kind=KIND, role=Role.CAUSE, key=f"cause:{KIND}@{node}",
-        title=f"Node {node} has no route covering the Service CIDR {cidr} (from its errors)",
+        title=f"Node {node} has no route covering "
+              + (f"the Service CIDR {cidr}" if cidrs else f"the Service IP {ip}")
+              + " (from its errors)",
         node=None if node == "?" else node, confidence=0.6,
         why="ENETUNREACH towards a Service IP is a routing-table verdict on the client's node; "
             "the node's routing table is not in the evidence to prove it",
