@@ -36,6 +36,12 @@ class Format(StrEnum):
     json = "json"
 
 
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
 def friendly_errors(fn: F) -> F:
     """Turn every NetsleuthError into a one/two-line message and exit code 1: user input must
     never end in a traceback."""
@@ -116,7 +122,10 @@ def diagnose(
         "cluster-info dump` directory, or a pasted terminal transcript (any text file).")] = None,
     live: Annotated[bool, typer.Option("--live", help="Collect from the current cluster "
                                        "first (see `netsleuth collect`), then diagnose.")] = False,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format: text "
+                                              "(terminal), json (schema netsleuth.diagnosis/1) "
+                                              "or html (one self-contained file).")
+                   ] = ReportFormat.text,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the evidence of "
                                           "every symptom, all notes and assumptions.")] = False,
 ) -> None:
@@ -137,12 +146,16 @@ def diagnose(
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         path = collect_bundle(CollectOptions(output=Path(f"netsleuth-{stamp}.tar.gz"),
-                                             quiet=fmt == Format.json))
+                                             quiet=fmt != ReportFormat.text))
         err.print(f"collected into {path}")
     assert path is not None
     report = run(load_evidence(path))
-    if fmt == Format.json:
+    if fmt == ReportFormat.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    elif fmt == ReportFormat.html:
+        from netsleuth.render.diagnosis_html import render_html
+
+        sys.stdout.write(render_html(report))
     else:
         out.print(render_report(report, verbose=verbose))
     raise typer.Exit(3 if report.found else 0)

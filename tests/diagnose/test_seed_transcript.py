@@ -60,3 +60,12 @@ def test_cli_json_schema_and_exit_code() -> None:
     assert {"kind", "title", "node", "confidence", "evidence", "explains", "fix"} <= set(cause)
     assert cause["evidence"][0].keys() == {"source", "line", "text"}
     assert data["missing_evidence"]
+
+
+def test_cli_html_is_one_self_contained_file() -> None:
+    result = CliRunner().invoke(app, ["diagnose", str(SEED), "--format", "html"])
+    assert result.exit_code == 3
+    html = result.output
+    assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
+    assert "Root cause 1: Node admin has no route covering the Service CIDR" in html
+    assert "<script" not in html and "http" not in html.split("<body>")[0]
