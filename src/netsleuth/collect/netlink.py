@@ -272,9 +272,7 @@ def _link_objects(links: list[Msg], names: _Names, do_link: bool) -> list[Obj]:
         if _has(ln, "IFLA_ADDRESS"):
             o["address"] = _attr(ln, "IFLA_ADDRESS")
         if _has(ln, "IFLA_BROADCAST"):
-            o["peer" if ln["flags"] & IFF_POINTOPOINT else "broadcast"] = _attr(
-                ln, "IFLA_BROADCAST"
-            )
+            o["peer" if ln["flags"] & IFF_POINTOPOINT else "broadcast"] = _attr(ln, "IFLA_BROADCAST")
         if _has(ln, "IFLA_LINK_NETNSID"):
             o["link_netnsid"] = _attr(ln, "IFLA_LINK_NETNSID")
         if _attr(ln, "IFLA_PROTO_DOWN"):
@@ -505,9 +503,7 @@ def _metrics(attrs: dict[int, bytes]) -> Obj:
     return out
 
 
-def ip_route(
-    ipr: IPRoute, names: _Names | None = None, family: int = socket.AF_UNSPEC
-) -> list[Obj]:
+def ip_route(ipr: IPRoute, names: _Names | None = None, family: int = socket.AF_UNSPEC) -> list[Obj]:
     """`ip -j route show table all` (all families, like iproute2 without -4/-6)."""
     names = names or _Names()
     ifnames = {ln["index"]: ln.get_attr("IFLA_IFNAME") for ln in ipr.get_links()}
@@ -699,9 +695,7 @@ def snapshot_namespace(netns: str | None, out_dir: Path, hostname: str | None = 
     finally:
         ipr.close()
 
-    (out_dir / "hostname").write_text(
-        (hostname or netns or socket.gethostname()) + "\n", encoding="utf-8"
-    )
+    (out_dir / "hostname").write_text((hostname or netns or socket.gethostname()) + "\n", encoding="utf-8")
     written.append("hostname")
 
     if shutil.which("iptables-save"):
@@ -712,9 +706,7 @@ def snapshot_namespace(netns: str | None, out_dir: Path, hostname: str | None = 
         written.append("iptables-save.txt")
 
     sysctls = read_sysctls(netns)
-    (out_dir / "sysctl.txt").write_text(
-        "".join(f"{k} = {v}\n" for k, v in sysctls.items()), encoding="utf-8"
-    )
+    (out_dir / "sysctl.txt").write_text("".join(f"{k} = {v}\n" for k, v in sysctls.items()), encoding="utf-8")
     written.append("sysctl.txt")
 
     if shutil.which("conntrack"):

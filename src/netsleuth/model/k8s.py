@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -511,6 +511,27 @@ _KUBE_PROXY_MODE_LOG = (
 )
 
 
+def _pod_processes(pods: Iterable[Pod]) -> Iterator[ProcessInfo]:
+    """Static pods and DaemonSets carry their component's command line in the pod spec
+    (kube-apiserver's --service-cluster-ip-range, kube-proxy's --cluster-cidr): read them as
+    the processes they start."""
+    for pod in pods:
+        for ctr in pod.containers:
+            argv = (*ctr.command, *ctr.args)
+            if not argv or not any(a.startswith("--") for a in argv):
+                continue
+            flags: dict[str, str] = {}
+            for i, arg in enumerate(argv):
+                if not arg.startswith("--"):
+                    continue
+                key, eq, value = arg[2:].partition("=")
+                if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+                    value = argv[i + 1]
+                flags[key] = value
+            yield ProcessInfo(program=argv[0].rsplit("/", 1)[-1], argv=argv, flags=flags,
+                              host=pod.node, source=ctr.source)
+
+
 def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
     """Derive cluster-wide settings from parsed objects (pure).
 
@@ -535,7 +556,7 @@ def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
         if ip not in ips:
             ips.append(ip)
 
-    for proc in objects.processes:
+    for proc in (*objects.processes, *_pod_processes(objects.pods)):
         for flag in ("service-cluster-ip-range", "service-cidr"):
             for part in (proc.flag(flag) or "").split(","):
                 net = parse_cidr(part)
@@ -628,6 +649,18 @@ def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
                 add_node_ip(pod.node, ip)
 
     for cm in objects.configmaps:
+        if cm.name == "kubeadm-config":
+            # kubeadm's ClusterConfiguration: networking.serviceSubnet / podSubnet.
+            for text in cm.data.values():
+                for line in text.splitlines():
+                    key, _, value = line.strip().partition(":")
+                    net = parse_cidr(value.strip().strip("\"'"))
+                    if net is None:
+                        continue
+                    if key == "serviceSubnet":
+                        _add_fact(service_cidrs, net, "kubeadm-config serviceSubnet", cm.source)
+                    elif key == "podSubnet":
+                        _add_fact(pod_cidrs, net, "kubeadm-config podSubnet", cm.source)
         if cm.name == "kube-proxy":
             for text in cm.data.values():
                 for line in text.splitlines():
@@ -690,6 +723,8 @@ def derive_cluster_facts(objects: ClusterObjects) -> ClusterFacts:
                 )
             )
 
+    # Cluster-wide pod CIDRs (flags, kube-proxy/kubeadm/CNI config) before each node's slice.
+    pod_cidrs.sort(key=lambda f: f.how.startswith("node "))
     return ClusterFacts(
         service_cidrs=tuple(service_cidrs),
         pod_cidrs=tuple(pod_cidrs),

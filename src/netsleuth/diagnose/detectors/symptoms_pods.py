@@ -24,6 +24,13 @@ def _event_text(e: Event) -> str:
     return f"{e.type or ''} {e.reason or ''}{count}{origin}: {e.message}".strip()
 
 
+def _event_pod_node(ev: Evidence, e: Event) -> str | None:
+    """Newer kubectl shows events without the reporting node (`From: kubelet`): the node of
+    the pod the event is about stands in for it."""
+    kind, _, name = (e.object or "").partition("/")
+    return ev.pod_node(e.namespace, name) if kind == "pod" and name else None
+
+
 @detector("S-POD", title="Pods and events: CNI agent, sandboxes, pod IPs, DNS",
           needs=("pods", "events"))
 def pod_symptoms(ev: Evidence) -> Iterator[Finding]:
@@ -35,8 +42,9 @@ def pod_symptoms(ev: Evidence) -> Iterator[Finding]:
 
     for pod in ev.objects.pods:
         node = node_key(ev.node_for(pod.node) if pod.node else ev.pod_node(pod.namespace, pod.name))
-        bad = [c for c in pod.containers
-               if c.reason in ("CrashLoopBackOff", "Error", "Completed") or c.ready is False]
+        # Init containers end "Completed" by design; only the pod's main containers count.
+        bad = [c for c in pod.containers if not c.init
+               and (c.reason in ("CrashLoopBackOff", "Error", "Completed") or c.ready is False)]
         status = pod.status or pod.phase or ""
         if cni_agent(pod.name) and (bad or "CrashLoop" in status):
             agents.setdefault(node, []).append(line(pod.source, f"pod {pod.name}: {status or ''} "
@@ -52,7 +60,7 @@ def pod_symptoms(ev: Evidence) -> Iterator[Finding]:
             no_ip.setdefault(node, []).append(line(pod.source, f"pod {pod.name}: {status}, no IP"))
 
     for e in ev.objects.events:
-        node = node_key(ev.node_for(e.source_host))
+        node = node_key(ev.node_for(e.source_host) or _event_pod_node(ev, e))
         text = _event_text(e)
         about_agent = bool(e.object) and cni_agent((e.object or "").split("/")[-1])
         # A bare BackOff event next to a CNI readiness failure on the same node is the agent's.
