@@ -198,6 +198,10 @@ class Fib:
             return route.type
         return RouteType.UNICAST
 
+    def has_address(self, addr: IPAddress) -> bool:
+        """Whether `addr` is configured on one of the node's interfaces."""
+        return any(a.ip == addr for a in self._addresses)
+
     def is_local(self, addr: IPAddress) -> bool:
         return self.local_type(addr) == RouteType.LOCAL
 

@@ -21,11 +21,14 @@ class Hook(enum.StrEnum):
 
 # Tables in the order the kernel runs them at each hook. nat at INPUT/POSTROUTING is the
 # source-NAT side (priority 100), so it comes after filter/security there.
+# CONNTRACK is not a table but conntrack's own hook function (NF_IP_PRI_CONNTRACK, -200):
+# from there on the packet belongs to a connection.
+CONNTRACK = "conntrack"
 HOOK_TABLES: dict[Hook, tuple[str, ...]] = {
-    Hook.PREROUTING: ("raw", "mangle", "nat"),
+    Hook.PREROUTING: ("raw", CONNTRACK, "mangle", "nat"),
     Hook.INPUT: ("mangle", "filter", "security", "nat"),
     Hook.FORWARD: ("mangle", "filter", "security"),
-    Hook.OUTPUT: ("raw", "mangle", "nat", "filter", "security"),
+    Hook.OUTPUT: ("raw", CONNTRACK, "mangle", "nat", "filter", "security"),
     Hook.POSTROUTING: ("mangle", "nat"),
 }
 

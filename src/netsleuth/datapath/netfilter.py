@@ -523,6 +523,12 @@ def _conntrack(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
         states = {s.upper() for s in opt.value.split(",")}
 
         def state_test(p: Packet, c: EvalContext) -> bool:
+            if p.ct_state == ConnState.UNTRACKED:
+                return "UNTRACKED" in states
+            if not p.tracked:
+                # Before nf_conntrack_in (the raw table) the skb has no conntrack: xt_conntrack
+                # then reports INVALID.
+                return "INVALID" in states
             now = {p.ct_state.value}
             # ctstate DNAT/SNAT test the connection's NAT status bits (IPS_DST_NAT/SRC_NAT).
             if p.dnat:

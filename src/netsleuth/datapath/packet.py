@@ -47,6 +47,11 @@ class Packet(NamedTuple):
     dnat: bool = False
     snat: bool = False
     bridged: bool = False
+    # Conntrack has seen the packet (nf_conntrack_in runs after the raw table): before that,
+    # `--ctstate` sees no connection at all and matches INVALID only.
+    tracked: bool = False
+    # An ICMP error or RST the node itself sends: never answered with another error.
+    is_error: bool = False
 
     def with_(self, **changes: object) -> Packet:
         return self._replace(**changes)  # type: ignore[arg-type]

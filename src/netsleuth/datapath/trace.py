@@ -12,11 +12,18 @@ from ipaddress import ip_address
 from typing import NamedTuple
 
 from netsleuth.datapath.fib import Fib, RouteResult, describe_route, table_name
-from netsleuth.datapath.hooks import HOOK_TABLES, NAT_TABLE, REROUTE_AFTER, Hook, Stage
+from netsleuth.datapath.hooks import (
+    CONNTRACK,
+    HOOK_TABLES,
+    NAT_TABLE,
+    REROUTE_AFTER,
+    Hook,
+    Stage,
+)
 from netsleuth.datapath.netfilter import CompiledRuleset, EvalContext, TableVerdict
 from netsleuth.datapath.packet import PROTO_NUMBERS, ConnState, Packet
 from netsleuth.datapath.trace_model import Outcome, Step, Trace, Verdict
-from netsleuth.model.net import IPAddress, RouteType
+from netsleuth.model.net import IPAddress, RouteType, RuleAction, default_policy_rules
 from netsleuth.model.node import NodeState
 
 # What connect()/sendmsg() of a local client gets back when its packet meets REJECT: the ICMP
@@ -85,6 +92,11 @@ class NodeDatapath:
         }
         self.rules = CompiledRuleset(node.ruleset)
         self._has_sysctls = bool(node.sysctls.values)
+        # fib4_has_custom_rules(): any policy rule beyond the three defaults turns on the
+        # full source validation even with rp_filter off.
+        defaults = {(r.priority, r.table) for r in default_policy_rules()}
+        self._custom_rules = any((r.priority, r.table) not in defaults
+                                 or r.action != RuleAction.LOOKUP for r in node.rules)
 
     # -- public -----------------------------------------------------------------------------
 
@@ -125,6 +137,16 @@ class NodeDatapath:
             unreached = self._never_reached(packet)
             return [_end(path, Verdict.UNROUTABLE, result.errno)], unreached
         src = packet.src or fib.route_source(result, packet.dst)
+        if packet.src is None and src is not None:
+            # ip_route_connect(): with the source now chosen, the route is looked up again;
+            # policy rules on that source (`from`) apply to this second lookup.
+            again = _lookup(fib, packet.with_(src=src), "lo")
+            if again.route != result.route or not again.ok:
+                step = _route_step(Stage.ROUTE, again, packet.with_(src=src))
+                if not again.ok:
+                    path = _Path(packet.with_(src=src), 1.0, (step,))
+                    return [_end(path, Verdict.UNROUTABLE, again.errno)], ()
+                result = again
         outcomes: list[Outcome] = []
         for path in self._routed(_Path(packet.with_(src=src), 1.0, ()), result, step):
             outcomes.extend(self._output(path, fib))
@@ -212,7 +234,7 @@ class NodeDatapath:
         """What nat OUTPUT would have done had the route lookup succeeded."""
         ctx = EvalContext(Hook.OUTPUT.value, self.fibs[packet.dst.version])
         seen: dict[tuple[str, str], Step] = {}
-        for verdict in self.rules.walk(NAT_TABLE, Hook.OUTPUT.value, packet, ctx):
+        for verdict in self.rules.walk(NAT_TABLE, Hook.OUTPUT.value, packet.with_(tracked=True), ctx):
             for step in verdict.steps:
                 if not step.rule.startswith("policy "):
                     seen.setdefault((step.chain, step.rule), step)
@@ -232,30 +254,37 @@ class NodeDatapath:
     def _route_input(self, path: _Path, fib: Fib) -> list[Outcome]:
         p = path.packet
         iif = p.iif or ""
-        if p.src is not None and fib.is_local(p.src) and not self._conf(iif, "accept_local", 0):
-            step = Step(Stage.ROUTE, "", "", "", "dropped: martian source (a local address)", p)
-            return [_end(path.add(step), Verdict.DROPPED, None)]
         result = _lookup(fib, p, iif)
         step = _route_step(Stage.ROUTE, result, p)
+        forwarding, assumed = self._forwarding(iif)
+        assumptions = path.assumptions + ((assumed,) if assumed else ())
         if not result.ok:
             icmp = ROUTE_ERRNO_ICMP.get(result.errno or "")
-            return [_end(path.add(step), Verdict.UNROUTABLE, None, icmp=icmp)]
-        rpf = self._rp_filter_drop(p, fib, iif)
-        if rpf is not None:
-            return [_end(path.add(step, rpf), Verdict.DROPPED, None)]
-        assumptions = path.assumptions
+            if not forwarding:
+                # ip_error(): a device that does not forward sends no ICMP error.
+                icmp = None
+            path = path.add(step)._replace(assumptions=assumptions)
+            if icmp is not None:
+                reached, steps = self._error_reply(p, icmp)
+                path = path.add(*steps)
+                if not reached:
+                    icmp = None
+            return [_end(path, Verdict.UNROUTABLE, None, icmp=icmp)]
         route = result.route
         assert route is not None
-        if route.type in (RouteType.LOCAL, RouteType.BROADCAST):
+        local_in = route.type in (RouteType.LOCAL, RouteType.BROADCAST)
+        # fib_validate_source(): the reverse lookup runs "from" the forward route's output
+        # device, or from lo for local delivery.
+        rpf = self._validate_source(p, fib, iif, "lo" if local_in else (route.dev or "lo"))
+        if rpf is not None:
+            return [_end(path.add(step, rpf), Verdict.DROPPED, None)]
+        if local_in:
             local = path.add(step)._replace(route=result)
             outcomes: list[Outcome] = []
             paths = [local]
             for table in HOOK_TABLES[Hook.INPUT]:
                 paths = [q for x in paths for q in self._run_table(Hook.INPUT, table, x, outcomes)]
             return outcomes + [self._deliver(x) for x in paths]
-        forwarding, assumed = self._forwarding(iif)
-        if assumed:
-            assumptions = assumptions + (assumed,)
         if not forwarding:
             # ip_route_input_slow(): !IN_DEV_FORWARD → no_route; ip_error() then drops it
             # without an ICMP error because the device does not forward.
@@ -275,18 +304,36 @@ class NodeDatapath:
             outcomes.extend(self._transmit(x, Verdict.FORWARDED) for x in paths)
         return outcomes
 
-    def _rp_filter_drop(self, p: Packet, fib: Fib, iif: str) -> Step | None:
-        """fib_validate_source(): reverse-path filtering (rp_filter 1 strict, 2 loose)."""
-        mode = max(self._conf("all", "rp_filter", 0), self._conf(iif, "rp_filter", 0))
-        if mode == 0 or p.src is None:
+    def _validate_source(self, p: Packet, fib: Fib, iif: str, reverse_iif: str) -> Step | None:
+        """fib_validate_source() (net/ipv4/fib_frontend.c): martian sources and reverse-path
+        filtering. Returns the step that drops the packet, or None."""
+        if p.src is None:
             return None
-        back = fib.lookup(p.src, src=p.dst, iif="lo")
-        if not back.ok:
-            return Step(Stage.ROUTE, "", "", "", f"dropped by rp_filter={mode}: no route back "
-                        f"to {p.src}", p, detail=back.considered)
+        rpf = max(self._conf("all", "rp_filter", 0), self._conf(iif, "rp_filter", 0))
+        accept_local = bool(self._conf("all", "accept_local", 0)
+                            or self._conf(iif, "accept_local", 0))
+        if rpf == 0 and not self._custom_rules:
+            # The fast path: only a source that is one of this host's own addresses is
+            # refused (inet_lookup_ifaddr_rcu), unless accept_local.
+            if not accept_local and fib.has_address(p.src):
+                return Step(Stage.ROUTE, "", "", "", f"dropped: martian source {p.src} (an "
+                            "address of this host)", p)
+            return None
+        src_mark = self._conf("all", "src_valid_mark", 0) or self._conf(iif, "src_valid_mark", 0)
+        back = fib.lookup(p.src, src=p.dst, iif=reverse_iif, mark=p.mark if src_mark else 0)
+        if not back.ok or back.route is None:
+            if rpf:
+                return Step(Stage.ROUTE, "", "", "", f"dropped by rp_filter={rpf}: no route "
+                            f"back to {p.src}", p, detail=back.considered)
+            return None
         route = back.route
-        assert route is not None
-        if mode == 1 and iif not in {h.dev for h, _ in back.paths}:
+        if route.type != RouteType.UNICAST and not (route.type == RouteType.LOCAL and accept_local):
+            return Step(Stage.ROUTE, table_name(back.table or 0), "", describe_route(route),
+                        f"dropped: martian source {p.src} (its route is {route.type.value})", p,
+                        route.source)
+        if iif in {h.dev for h, _ in back.paths}:
+            return None
+        if rpf == 1:
             return Step(Stage.ROUTE, table_name(back.table or 0), "", describe_route(route),
                         f"dropped by rp_filter=1: the route back to {p.src} leaves via "
                         f"{route.dev}, not {iif}", p, route.source)
@@ -311,9 +358,14 @@ class NodeDatapath:
 
     def _run_table(self, hook: Hook, table: str, path: _Path, ended: list[Outcome]) -> list[_Path]:
         """Run one table at one hook; verdicts that end the packet go to `ended`."""
+        if table == CONNTRACK:
+            return [path._replace(packet=path.packet.with_(tracked=True))]
         if not self.rules.has_table(table):
             return [path]
-        if table == NAT_TABLE and path.packet.ct_state == ConnState.UNTRACKED:
+        if table == NAT_TABLE and (path.packet.ct_state == ConnState.UNTRACKED
+                                   or path.packet.is_error):
+            # Untracked packets skip NAT; an error about an existing connection is translated
+            # by that connection's bindings (nf_nat_icmp_reply_translation), not by the chains.
             return [path]
         ctx = EvalContext(hook.value, self.fibs[path.packet.dst.version])
         go_on: list[_Path] = []
@@ -334,8 +386,57 @@ class NodeDatapath:
     def _rejected(self, p: _Path, v: TableVerdict) -> Outcome:
         kind = v.reject_with or "icmp-port-unreachable"
         local = p.packet.iif is None
-        errno = REJECT_ERRNO.get(kind) if local else None
+        if p.packet.is_error:
+            # REJECT never answers an ICMP error or a RST (icmp_send, nf_send_reset).
+            return _end(p, Verdict.DROPPED, None)
+        # REJECT drops the packet (NF_DROP) after sending the error: a local UDP/ICMP
+        # sendmsg() fails with EPERM at once; the ICMP error only reaches the socket later.
+        immediate = "EPERM" if local and p.packet.proto != "tcp" else None
+        reached, steps = self._error_reply(p.packet, kind)
+        p = p.add(*steps)
+        if not reached:
+            return _end(p, Verdict.DROPPED, immediate)
+        errno = immediate or (REJECT_ERRNO.get(kind) if local else None)
         return _end(p, Verdict.REJECTED, errno, icmp=kind)
+
+    def _error_reply(self, orig: Packet, kind: str) -> tuple[bool, tuple[Step, ...]]:
+        """Follow the ICMP error (or TCP RST) the node sends back about `orig`: it is a
+        locally generated packet, routed and filtered by OUTPUT like any other (icmp_send,
+        nf_send_reset). Returns whether it reaches the client, and the steps that decide."""
+        if orig.src is None:
+            return True, ()
+        fib = self.fibs[orig.src.version]
+        rst = kind == "tcp-reset"
+        # icmp_send(): answer from the original destination when it is a local address,
+        # otherwise from what the route back chooses.
+        err = Packet(
+            src=orig.dst if fib.is_local(orig.dst) else None, dst=orig.src,
+            proto="tcp" if rst else "icmp", sport=orig.dport if rst else None,
+            dport=orig.sport if rst else None, ct_state=ConnState.RELATED, is_error=True,
+        )
+        result = _lookup(fib, err, "lo")
+        step = _route_step(Stage.ROUTE, result, err)
+        label = f"{kind} back to {orig.src}"
+        if not result.ok or result.route is None:
+            return False, (step._replace(action=f"{label}: no route ({result.errno})"),)
+        local = result.route.type in (RouteType.LOCAL, RouteType.BROADCAST)
+        hop = result.paths[0][0]
+        err = err.with_(src=err.src or fib.route_source(result, err.dst),
+                        oif="lo" if local else hop.dev)
+        hooks = [Hook.OUTPUT, Hook.POSTROUTING] + ([Hook.PREROUTING, Hook.INPUT] if local else [])
+        paths = [_Path(err, 1.0, (step._replace(action=f"{label}: route found"),))]
+        lost: list[Outcome] = []
+        for hook in hooks:
+            if hook == Hook.PREROUTING:
+                paths = [x._replace(packet=x.packet.with_(iif="lo")) for x in paths]
+            for table in HOOK_TABLES[hook]:
+                paths = [q for x in paths for q in self._run_table(hook, table, x, lost)]
+        if paths:
+            return True, paths[0].steps
+        blocked = lost[0].steps if lost else ()
+        note = Step(Stage.TRANSMIT, "", "", "", f"{label} is dropped on its way: the client "
+                    "never hears of the REJECT", err)
+        return False, (*blocked, note)
 
     def _dropped(self, p: _Path) -> Outcome:
         # A locally generated TCP SYN dropped by OUTPUT is retransmitted until connect() times
