@@ -112,6 +112,7 @@ class RawOutput:
     text: str
     source: SourceRef
     host: str | None
+    pod: str | None = None  # "namespace/pod" when the command ran in a pod (`kubectl exec`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,38 @@ def _with_shared_rules(
     return out
 
 
+def lenient_node(
+    files: Mapping[str, str], *, name: str, origin: str,
+    sources: Mapping[str, str] | None = None,
+) -> tuple[NodeState | None, list[str]]:
+    """node_from_files, but a file that does not parse is left out (and reported) instead of
+    costing the whole node: a partial node still supports every diagnosis it can."""
+    problems: list[str] = []
+    remaining = dict(files)
+    while remaining:
+        try:
+            return node_from_files(remaining, name=name, origin=origin, sources=sources), problems
+        except ParseError as exc:
+            bad = _failed_file(exc, remaining, origin, sources)
+            if bad is None:
+                problems.append(f"{exc} (node {name})")
+                return None, problems
+            problems.append(f"{exc} (node {name}: {bad} left out, the rest is used)")
+            del remaining[bad]
+    return None, problems
+
+
+def _failed_file(exc: ParseError, files: Mapping[str, str], origin: str,
+                 sources: Mapping[str, str] | None) -> str | None:
+    for fname in files:
+        if (sources or {}).get(fname, f"{origin}/{fname}") != exc.source:
+            continue
+        lines = files[fname].splitlines()
+        if sources is None or (0 < exc.line <= len(lines) and lines[exc.line - 1].strip()):
+            return fname
+    return None
+
+
 # -- from a transcript -----------------------------------------------------------------------------
 
 
@@ -318,13 +351,16 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
         texts = {f: _padded(b.output, b.output_line) for f, b in files.items()}
         if host in sysctl_more:
             texts["sysctl.txt"] = _merged_lines([*sysctl_more[host], files["sysctl.txt"]])
+        built, trouble = lenient_node(texts, name=host, origin=source,
+                                      sources={f: source for f in texts})
+        problems.extend(trouble)
+        if built is None:
+            continue
         try:
-            state = node_from_files(texts, name=host, origin=source,
-                                    sources={f: source for f in texts})
-            state = _with_route_tables(state, table_blocks.get(host, {}), source)
+            state = _with_route_tables(built, table_blocks.get(host, {}), source)
         except ParseError as exc:
             problems.append(f"{exc} (node {host})")
-            continue
+            state = built
         if table_blocks.get(host) and "ip-route.txt" not in files:
             files = {**files, "ip-route.txt": next(iter(table_blocks[host].values()))}
         state = replace(state, name=host, files=tuple(sorted(files)))
@@ -353,7 +389,8 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
     aliases = {alias: ident.name for alias, ident in aliases_raw.items() if ident.name}
     for name in nodes:
         aliases.setdefault(name, name)
-    raw = tuple(RawOutput(b.kind, b.command, b.output, b.ref(0), canonical_host(b.host, aliases_raw))
+    raw = tuple(RawOutput(b.kind, b.command, b.output, b.ref(0), canonical_host(b.host, aliases_raw),
+                          b.exec_pod)
                 for b in blocks)
     return Evidence("transcript", (source,), nodes, objects, facts, probes, aliases,
                     tuple(notes), tuple(problems), raw)
@@ -480,11 +517,11 @@ def evidence_from_files(
         if len(parts) == 3 and parts[0] == "nodes":
             by_node.setdefault(parts[1], {})[parts[2]] = text
     for name, node_files in sorted(by_node.items()):
-        try:
-            state = node_from_files(node_files, name=name, origin=f"{source}/nodes/{name}")
-        except ParseError as exc:
-            problems.append(f"{exc} (node {name})")
+        built, trouble = lenient_node(node_files, name=name, origin=f"{source}/nodes/{name}")
+        problems.extend(trouble)
+        if built is None:
             continue
+        state = built
         state = complete_node(replace(state, name=name))
         has = frozenset(FILE_KINDS[f.rsplit(".", 1)[0]] for f in node_files
                         if f.rsplit(".", 1)[0] in FILE_KINDS)
