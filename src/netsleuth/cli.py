@@ -74,9 +74,9 @@ def _root(
 @app.command()
 @friendly_errors
 def trace(
-    node: Annotated[Path, typer.Option("--node", "-n", help="Node snapshot directory "
-                                       "(docs/node-snapshot.md).")],
     to: Annotated[str, typer.Option("--to", help="Destination IP[:PORT], e.g. 10.96.0.1:443.")],
+    node: Annotated[Path | None, typer.Option("--node", "-n", help="Node snapshot directory "
+                                              "(docs/node-snapshot.md).")] = None,
     from_: Annotated[str, typer.Option("--from", help="'host' (locally generated), IP (a local "
                                        "address, or a pod/peer routed via an interface) or "
                                        "IP@INTERFACE (received on that interface).")] = "host",
@@ -86,9 +86,13 @@ def trace(
     route_add: Annotated[list[str] | None, typer.Option(
         "--route-add", help="What-if: add a route first, in `ip route` words "
         "(e.g. 'default via 192.168.56.4 dev enp0s8'). Repeatable.")] = None,
+    bundle: Annotated[Path | None, typer.Option(
+        "--bundle", "-b", help="Trace across the nodes of a bundle instead: --from NODE "
+        "(that node's host) or NODE:IP (a local address or a pod of that node).")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
 ) -> None:
-    """Follow one packet through a node's routing and netfilter, step by step."""
+    """Follow one packet through a node's routing and netfilter, step by step (or, with
+    --bundle, from node to node)."""
     from netsleuth.datapath.origin import parse_endpoint, resolve_origin
     from netsleuth.datapath.trace import NodeDatapath
     from netsleuth.render.trace_text import render_trace
@@ -101,6 +105,12 @@ def trace(
     except ValueError:
         raise typer.BadParameter(f"{mark!r}: expected a number such as 0x4000",
                                  param_hint="--mark") from None
+    if (node is None) == (bundle is None):
+        raise typer.BadParameter("give either --node DIR or --bundle PATH", param_hint="--node")
+    if bundle is not None:
+        _trace_bundle(bundle, from_, to, proto.lower(), fmt)
+        return
+    assert node is not None
     state = load_node_snapshot(node)
     for spec in route_add or ():
         state = with_extra_routes(state, spec)
@@ -159,6 +169,30 @@ def diagnose(
     else:
         out.print(render_report(report, verbose=verbose))
     raise typer.Exit(3 if report.found else 0)
+
+
+def _trace_bundle(bundle: Path, from_: str, to: str, proto: str, fmt: Format) -> None:
+    from netsleuth.datapath.fabric import Fabric
+    from netsleuth.datapath.origin import OriginError, parse_endpoint, resolve_origin
+    from netsleuth.render.trace_text import render_fabric
+    from netsleuth.snapshot.inputs import load_evidence
+
+    ev = load_evidence(bundle)
+    if not ev.nodes:
+        raise OriginError(f"{bundle}: no node data-path evidence to trace through")
+    name, _, where = from_.partition(":")
+    if name not in ev.nodes:
+        raise OriginError(f"--from {from_!r}: no node {name!r} in {bundle} (nodes: "
+                          f"{', '.join(sorted(ev.nodes))})")
+    state = ev.nodes[name].state
+    origin = resolve_origin(state, where or "host")
+    dst, dport = parse_endpoint(to)
+    fabric = Fabric({n: e.state for n, e in ev.nodes.items()})
+    result = fabric.trace(name, dst=dst, dport=dport, proto=proto, src=origin.src, iif=origin.iif)
+    if fmt == Format.json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        out.print(render_fabric(result))
 
 
 def _mount(module: str, attr: str, name: str, *, group: bool) -> None:

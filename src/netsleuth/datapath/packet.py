@@ -7,7 +7,9 @@ from typing import NamedTuple
 
 from netsleuth.model.net import IPAddress
 
-PROTO_NUMBERS: dict[str, int] = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132, "icmpv6": 58}
+PROTO_NUMBERS: dict[str, int] = {
+    "icmp": 1, "ipip": 4, "ipencap": 4, "ipv4": 4, "tcp": 6, "udp": 17, "gre": 47, "sctp": 132, "icmpv6": 58,
+}
 
 
 class ConnState(enum.StrEnum):

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from netsleuth.datapath.errnos import strerror
+from netsleuth.datapath.fabric import FabricTrace
 from netsleuth.datapath.trace_model import Outcome, Step, Trace, Verdict
 
 VERDICT_STYLE = {
@@ -102,3 +103,31 @@ def render_trace(trace: Trace) -> RenderableType:
             text.append(f"  • {a}\n", style="dim")
         parts.append(text)
     return Panel(Group(*parts), title="netsleuth trace", title_align="left")
+
+
+def render_fabric(ft: FabricTrace) -> RenderableType:
+    """A path across nodes: for each possible outcome, the hops and each node's verdict."""
+    parts: list[RenderableType] = []
+    head = Text()
+    head.append(f"from {ft.start}: ", style="bold")
+    head.append(f"{ft.packet.endpoint('src') if ft.packet.src else 'host'} → "
+                f"{ft.packet.endpoint('dst')}/{ft.packet.proto}\n")
+    main = ft.main
+    head.append(main.end.upper(), style="bold green" if main.end.startswith("delivered")
+                else "bold red")
+    head.append(f"  at {main.where}")
+    parts.append(head)
+    for i, o in enumerate(ft.outcomes, 1):
+        prob = "uncertain" if o.probability is None else f"{o.probability:.1%}"
+        table = Table(title=f"Path {i} ({prob}): {o.end} at {o.where}", title_justify="left",
+                      expand=True)
+        for col in ("node", "arrived", "verdict on the node", "steps"):
+            table.add_column(col, overflow="fold")
+        for hop in o.hops:
+            local = hop.outcome.packet.iif is None and hop.how == "start"
+            table.add_row(hop.node, hop.how, outcome_sentence(hop.outcome, local),
+                          str(len(hop.outcome.steps)))
+        parts.append(table)
+        if o.assumptions:
+            parts.append(Text("".join(f"  • {a}\n" for a in o.assumptions), style="dim"))
+    return Panel(Group(*parts), title="netsleuth trace across nodes", title_align="left")
