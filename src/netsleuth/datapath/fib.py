@@ -308,8 +308,8 @@ def table_name(table_id: int) -> str:
 
 
 def describe_route(route: Route) -> str:
-    """A route in `ip route` words, for explanations."""
-    if route.raw:
+    """A route in `ip route` words, for explanations (`ip -j` input keeps JSON as raw)."""
+    if route.raw and not route.raw.lstrip().startswith("{"):
         return route.raw
     parts: list[str] = []
     if route.type != RouteType.UNICAST:

@@ -821,20 +821,18 @@ def _mark_target(target: Target, *, ct: bool) -> TargetFn:
 
 
 def _connmark(target: Target) -> TargetFn:
+    # xt_CONNMARK: --save-mark copies the packet mark into the connection mark, --restore-mark
+    # the other way round, each through its mask (--nfmask/--ctmask, or --mask for both).
+    nf = target.option("--nfmask", "--mask")
+    ct = target.option("--ctmask", "--mask")
+    nfmask = int(nf.value, 0) if nf else 0xFFFFFFFF
+    ctmask = int(ct.value, 0) if ct else 0xFFFFFFFF
     if target.option("--save-mark") is not None:
-        nf = target.option("--nfmask", "--mask")
-        ct = target.option("--ctmask", "--mask")
-        nfmask = int(nf.value, 0) if nf else 0xFFFFFFFF
-        ctmask = int(ct.value, 0) if ct else 0xFFFFFFFF
         return lambda p, c: TargetResult(
             "continue", p.with_(ct_mark=(p.ct_mark & ~ctmask & 0xFFFFFFFF) ^ (p.mark & nfmask)),
             note="CONNMARK save",
         )
     if target.option("--restore-mark") is not None:
-        nf = target.option("--nfmask", "--mask")
-        ct = target.option("--ctmask", "--mask")
-        nfmask = int(nf.value, 0) if nf else 0xFFFFFFFF
-        ctmask = int(ct.value, 0) if ct else 0xFFFFFFFF
         return lambda p, c: TargetResult(
             "continue", p.with_(mark=(p.mark & ~nfmask & 0xFFFFFFFF) ^ (p.ct_mark & ctmask)),
             note="CONNMARK restore",
