@@ -231,6 +231,11 @@ def merge_rulesets(base: Ruleset, overlay: Ruleset) -> Ruleset:
 
 
 def _rebuilt_kube_proxy(objects: ClusterObjects, facts: ClusterFacts) -> Ruleset | None:
+    """kube-proxy's iptables-mode Service rules from the Service objects; None when kube-proxy
+    is known to run in another mode (IPVS, nftables) or nothing can be rebuilt."""
+    mode = ClusterFacts.first(facts.kube_proxy_mode)
+    if mode not in (None, "", "iptables"):
+        return None
     views = service_port_views(objects.services, objects.endpoints)
     if not views:
         return None

@@ -70,6 +70,10 @@ def service_port_views(
                     f"{a.ip}:{p.port}" for a in eps_obj.addresses if a.ip is not None and a.ready
                     for p in eps_obj.ports if p.name == port.name or len(eps_obj.ports) == 1
                 )
+            if not eps and eps_obj is None:
+                # Endpoints not shown is not "no endpoints": without them kube-proxy's rules
+                # for this port cannot be rebuilt (neither DNAT nor the no-endpoints REJECT).
+                continue
             views.append(ServicePortView(svc.namespace or "default", svc.name, port.name or "",
                                          port.protocol.lower(), ip, port.port, tuple(eps)))
     return views

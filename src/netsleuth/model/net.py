@@ -182,6 +182,11 @@ class Sysctls:
 
     values: dict[str, str] = field(default_factory=dict)
     source: SourceRef = SYNTHETIC
+    lines: dict[str, int] = field(default_factory=dict)  # key → line it was read from
+
+    def ref(self, key: str) -> SourceRef:
+        """Where `key` was read (its line when known, else the whole file)."""
+        return SourceRef(self.source.file, self.lines.get(key, 0))
 
     def get(self, key: str) -> str | None:
         return self.values.get(key)

@@ -43,6 +43,7 @@ def _normalize_key(key: str) -> str:
 def parse_sysctl(text: str, source: str) -> Sysctls:
     """Parse sysctl output into key → value text (see the module docstring for the forms)."""
     values: dict[str, str] = {}
+    lines: dict[str, int] = {}
     previous: str | None = None
     for number, raw_line in enumerate(text.split("\n"), 1):
         line = raw_line.rstrip("\r")
@@ -63,5 +64,6 @@ def parse_sysctl(text: str, source: str) -> Sysctls:
             values[key] += "\n" + value
         else:
             values[key] = value
+            lines[key] = number
         previous = key
-    return Sysctls(values=values, source=SourceRef(source))
+    return Sysctls(values=values, source=SourceRef(source), lines=lines)

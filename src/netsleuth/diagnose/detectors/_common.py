@@ -32,12 +32,13 @@ def service_cidrs(ev: Evidence) -> list[IPNetwork]:
 
 def kubernetes_target(ev: Evidence) -> tuple[IPAddress, int] | None:
     """The `kubernetes` Service (ClusterIP, 443): the apiserver as in-cluster clients see it."""
-    ip = ClusterFacts.first(ev.facts.kubernetes_service_ips)
+    ip: IPAddress | None = ClusterFacts.first(ev.facts.kubernetes_service_ips)
     if ip is None:
         cidrs = service_cidrs(ev)
         if not cidrs:
             return None
-        ip = next(iter(cidrs[0].hosts()))
+        # kube-apiserver gives the `kubernetes` Service the first address of the range.
+        ip = cidrs[0].network_address + 1
     port = 443
     for svc in ev.objects.services:
         if svc.namespace in (None, "default") and svc.name == "kubernetes" and svc.ports:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Network
 
 from netsleuth.datapath.trace_model import Trace, Verdict
 from netsleuth.diagnose.detectors._common import (
@@ -29,7 +28,7 @@ from netsleuth.diagnose.evidence import Evidence, NodeEvidence, log_node
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector
 from netsleuth.errors import NetsleuthError
-from netsleuth.model.net import TABLE_MAIN, IPAddress, Route, RouteType
+from netsleuth.model.net import TABLE_MAIN, IPAddress, IPNetwork, Route, RouteType
 from netsleuth.parse.node_snapshot import with_extra_routes
 
 KIND = "service-cidr-unroutable"
@@ -216,11 +215,11 @@ def service_cidr_unroutable(ev: Evidence) -> Iterator[Finding]:
         yield _finding(ev, f, cidrs, logged.get(f.node.name, []),
                        transient if i == 0 else {})
     if not failures:
-        for node, lines in logged.items():
-            yield _from_logs_only(ev, node, lines, cidrs, targets)
+        for name, lines in logged.items():
+            yield _from_logs_only(ev, name, lines, cidrs, targets)
 
 
-def _finding(ev: Evidence, f: _Failure, cidrs: list[IPv4Network] | list, logs: list[EvidenceLine],
+def _finding(ev: Evidence, f: _Failure, cidrs: list[IPNetwork], logs: list[EvidenceLine],
              transient: dict[str, list[EvidenceLine]]) -> Finding:
     node = f.node
     ip, port = f.target
@@ -277,7 +276,7 @@ def _finding(ev: Evidence, f: _Failure, cidrs: list[IPv4Network] | list, logs: l
     )
 
 
-def _from_logs_only(ev: Evidence, node: str, lines: list[EvidenceLine], cidrs: list,
+def _from_logs_only(ev: Evidence, node: str, lines: list[EvidenceLine], cidrs: list[IPNetwork],
                     targets: list[tuple[IPAddress, int]]) -> Finding:
     ip = targets[0][0]
     cidr = cidr_text(cidrs, ip) if cidrs else f"{ip}/32"
