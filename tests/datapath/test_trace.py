@@ -179,3 +179,17 @@ def test_mark_based_policy_routing_after_mangle_reroutes() -> None:
     assert (t.main.interface, t.main.next_hop) == ("eth1", "10.1.0.1")
     # The source picked at connect time (eth0's) stays: no MASQUERADE rule here.
     assert t.main.packet.src == ip_address("172.20.0.5")
+
+
+def test_loopback_source_may_not_leave_without_route_localnet() -> None:
+    # kube-proxy's NodePort on 127.0.0.1: DNAT to a remote endpoint, the re-route keeps the
+    # loopback source, and __mkroute_output refuses it unless route_localnet (checked on the
+    # real kernel by tests/diagnose/test_localhost_nodeport.py).
+    dnat = ("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            ":POSTROUTING ACCEPT [0:0]\n-A OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 30080 "
+            "-j DNAT --to-destination 10.1.0.77:8080\nCOMMIT\n")
+    for value, verdict in (("0", Verdict.DROPPED), ("1", Verdict.SENT)):
+        node = build_node(addr=ADDR, routes="default via 172.20.0.1 dev eth0", iptables=dnat,
+                          sysctl=f"net.ipv4.conf.all.route_localnet = {value}")
+        t = trace(node, "127.0.0.1", 30080)
+        assert t.verdict == verdict, value

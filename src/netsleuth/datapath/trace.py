@@ -191,13 +191,31 @@ class NodeDatapath:
         p = path.packet
         result = _lookup(fib, p, "lo")
         step = _route_step(Stage.REROUTE, result, p)
-        if not result.ok:
+        refused = self._loopback_source_refused(p, result)
+        if refused:
+            step = step._replace(action=refused)
+        if not result.ok or refused:
             # The packet is dropped in the hook (NF_DROP_ERR). TCP ignores that transmit error
             # and retransmits the SYN until connect() times out; UDP's sendmsg() returns it.
-            errno = None if p.proto == "tcp" else result.errno
+            errno = None if p.proto == "tcp" else (result.errno or "EINVAL")
             outcomes.append(_end(path.add(step), Verdict.DROPPED, errno))
             return []
         return self._routed(path, result, step)
+
+    def _loopback_source_refused(self, p: Packet, result: RouteResult) -> str:
+        """__mkroute_output(): a loopback source may leave only through a loopback device,
+        unless route_localnet is set on the output device (what kube-proxy relies on for
+        NodePorts on 127.0.0.1). The lookup fails with EINVAL."""
+        route = result.route
+        if p.src is None or not p.src.is_loopback or route is None:
+            return ""
+        if route.type in (RouteType.LOCAL, RouteType.BROADCAST):
+            return ""
+        dev = route.dev or ""
+        if dev == "lo" or self._conf("all", "route_localnet", 0) or self._conf(dev, "route_localnet", 0):
+            return ""
+        return (f"no usable route: EINVAL (source {p.src} may not leave via {dev}: "
+                f"net.ipv4.conf.{dev}.route_localnet=0)")
 
     def _postrouting(self, path: _Path, fib: Fib) -> list[Outcome]:
         outcomes: list[Outcome] = []

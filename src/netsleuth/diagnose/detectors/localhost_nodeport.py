@@ -19,6 +19,7 @@ real kernel by tests/diagnose/test_localhost_nodeport.py's lab test), or not DNA
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from ipaddress import ip_address
@@ -39,18 +40,17 @@ MAX_PORTS = 8
 LOOPBACK = ip_address("127.0.0.1")
 
 
-def localnet_refused(node: NodeEvidence, outcome: Outcome) -> tuple[bool, str | None]:
-    """Whether the kernel refuses the re-route of this locally generated, loopback-sourced,
+def localnet_refused(outcome: Outcome) -> tuple[bool, str | None]:
+    """Whether the trace shows the kernel refusing the re-route of this loopback-sourced,
     DNATed packet (route_localnet off on the output device): (refused, device)."""
-    reroute = [s for s in outcome.steps if s.hook == Stage.REROUTE.value]
-    if not reroute:
-        return False, None
-    dev = outcome.packet.oif or outcome.interface
-    if dev is None or dev == "lo":
-        return False, dev
-    on = max(_int(sysctl(node, "net.ipv4.conf.all.route_localnet")),
-             _int(sysctl(node, f"net.ipv4.conf.{dev}.route_localnet")))
-    return on == 0, dev
+    for step in outcome.steps:
+        if step.hook == Stage.REROUTE.value and "route_localnet" in step.action:
+            m = _LEAVE_VIA.search(step.action)
+            return True, m.group(1) if m else None
+    return False, None
+
+
+_LEAVE_VIA = re.compile(r"may not leave via (\S+):")
 
 
 def _int(v: str | None) -> int:
@@ -83,8 +83,8 @@ def localhost_nodeport(ev: Evidence) -> Iterator[Finding]:
             main = trace.main
             seen = clients.get(t.node_port, [])
             dnat = [s for s in main.steps if s.action.startswith("DNAT")]
-            if dnat and main.verdict == Verdict.SENT:
-                refused, dev = localnet_refused(node, main)
+            if dnat and main.verdict == Verdict.DROPPED:
+                refused, dev = localnet_refused(main)
                 if refused:
                     yield _localnet(ev, node, t.name, t.node_port, trace, main, dev, seen)
                     break
@@ -109,7 +109,7 @@ def _localnet(ev: Evidence, node: NodeEvidence, name: str, port: int, trace: Tra
     values["net.ipv4.conf.all.route_localnet"] = "1"
     fixed = replace(node.state, sysctls=Sysctls(values, node.state.sysctls.source))
     again = datapath(fixed).trace(dst=LOOPBACK, dport=port)
-    ok = not localnet_refused(replace(node, state=fixed), again.main)[0]
+    ok = not localnet_refused(again.main)[0]
     timeouts = [f"svc-unreachable:{e}@{node.name}" for e in ("TIMEOUT", "ETIMEDOUT")] + \
         [f"conn-error:{e}@{node.name}" for e in ("TIMEOUT", "ETIMEDOUT")]
     return Finding(
