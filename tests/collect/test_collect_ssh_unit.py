@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import asyncio
 from pathlib import Path
 
@@ -22,7 +24,10 @@ def test_remote_command() -> None:
     cmd = NodeCommand("ip-route.json", ("ip", "-j", "route", "show", "table", "all"))
     assert remote_command(cmd, sudo=False) == "env LC_ALL=C ip -j route show table all"
     assert remote_command(cmd, sudo=True) == "sudo -n env LC_ALL=C ip -j route show table all"
-    assert all("'" not in remote_command(c, sudo=True) for c in NODE_COMMANDS)
+    # Every command survives the remote shell's word splitting unchanged.
+    for c in NODE_COMMANDS:
+        assert shlex.split(remote_command(c, sudo=True)) == ["sudo", "-n", "env", "LC_ALL=C",
+                                                             *c.argv]
 
 
 @pytest.mark.parametrize("exc,kind", [

@@ -57,6 +57,20 @@ NODE_COMMANDS: tuple[NodeCommand, ...] = (
     NodeCommand("iptables-save.txt", ("iptables-save",)),
     NodeCommand("sysctl.txt", ("sysctl", "-a")),
     NodeCommand("conntrack.txt", ("conntrack", "-L"), optional=True),
+    # Optional evidence that specific detectors read (docs/node-snapshot.md lists which).
+    NodeCommand("conntrack-S.txt", ("conntrack", "-S"), optional=True),
+    NodeCommand("iptables-legacy-save.txt", ("iptables-legacy-save",), optional=True),
+    NodeCommand("iptables-nft-save.txt", ("iptables-nft-save",), optional=True),
+    NodeCommand("iptables-V.txt", ("iptables", "-V"), optional=True),
+    NodeCommand("nft-ruleset.txt", ("nft", "list", "ruleset"), optional=True),
+    NodeCommand("ipvsadm-Ln.txt", ("ipvsadm", "-Ln"), optional=True),
+    NodeCommand("lsmod.txt", ("lsmod",), optional=True),
+    NodeCommand("uname.txt", ("uname", "-a"), optional=True),
+    NodeCommand("dmesg.txt", ("sh", "-c", "dmesg | tail -n 2000"), optional=True),
+    NodeCommand("bridge-link.txt", ("bridge", "-d", "link", "show"), optional=True),
+    NodeCommand("ip-neigh.txt", ("ip", "neigh", "show"), optional=True),
+    NodeCommand("cni-conf.txt", ("sh", "-c", 'for f in /etc/cni/net.d/*; do echo "==> $f <=="; '
+                                 'cat "$f"; done'), optional=True),
 )
 
 
