@@ -193,7 +193,7 @@ def test_ssh_collects_in_parallel_refuses_bad_host_key_and_records_timeout(lab: 
 
     bundle = read_bundle(out)
     st = bundle.manifest.nodes
-    assert st["n1"].status == "ok" and st["n4"].status == "ok"
+    assert st["n1"].status == "ok" and st["n4"].status == "ok", (st["n1"].errors, st["n4"].errors)
     assert st["n1"].via == "ssh"
     assert {"hostname", "ip-addr.json", "ip-route.json", "ip-rule.json", "iptables-save.txt",
             "sysctl.txt", "ip-link.json"} <= set(st["n1"].files)

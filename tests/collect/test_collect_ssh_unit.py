@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import shlex
-
 import asyncio
+import shlex
 from pathlib import Path
 
 import asyncssh

@@ -79,6 +79,9 @@ def classify_ssh_error(exc: BaseException, target: str) -> CollectIssue:
     raise exc
 
 
+SESSIONS_PER_CONNECTION = 8
+
+
 async def _run(conn: Any, cmd: NodeCommand, sudo: bool) -> tuple[int | None, str, str]:
     result = await conn.run(remote_command(cmd, sudo), check=False)
     out = result.stdout if isinstance(result.stdout, str) else ""
@@ -105,12 +108,20 @@ async def snapshot_over_ssh(
 
     async def work() -> None:
         async with asyncssh.connect(target.host, **connect_kwargs) as conn:
-            for cmd in commands:
-                rc, out, err = await _run(conn, cmd, options.sudo)
-                if rc != 0 and cmd.fallback is not None:
-                    accept_output(snap, cmd.fallback, *await _run(conn, cmd.fallback, options.sudo))
-                    continue
-                accept_output(snap, cmd, rc, out, err)
+            # The commands run side by side on one connection, each in its own channel;
+            # OpenSSH allows 10 sessions per connection by default (MaxSessions).
+            channels = asyncio.Semaphore(SESSIONS_PER_CONNECTION)
+
+            async def one(cmd: NodeCommand) -> None:
+                async with channels:
+                    rc, out, err = await _run(conn, cmd, options.sudo)
+                    if rc != 0 and cmd.fallback is not None:
+                        fallback = cmd.fallback
+                        accept_output(snap, fallback, *await _run(conn, fallback, options.sudo))
+                        return
+                    accept_output(snap, cmd, rc, out, err)
+
+            await asyncio.gather(*(one(cmd) for cmd in commands))
 
     try:
         await asyncio.wait_for(work(), timeout=options.timeout)
