@@ -54,7 +54,12 @@ class RouteResult:
     rule: PolicyRule | None
     table: int | None
     paths: tuple[tuple[NextHop, float], ...]
-    considered: tuple[str, ...]
+    trail: tuple[tuple[object, ...], ...]  # what each rule did; formatted on demand
+
+    @property
+    def considered(self) -> tuple[str, ...]:
+        """The rules tried, in words ("rule 32766: lookup main: no route covers 10.96.0.1")."""
+        return tuple(_say(entry) for entry in self.trail)
 
     @property
     def ok(self) -> bool:
@@ -136,7 +141,9 @@ class Fib:
         `uid` is the socket owner for uidrange rules (root when unknown, as for packets
         without a socket)."""
         flow = _Flow(dst, src, iif, oif, mark, tos, proto, sport, dport, uid)
-        considered: list[str] = []
+        # The trail is kept as tuples and put into words only when someone reads it: lookups
+        # sit on the hot path of every trace.
+        trail: list[tuple[object, ...]] = []
         index = 0
         while index < len(self.rules):
             rule = self.rules[index]
@@ -149,41 +156,35 @@ class Fib:
                 target = rule.goto if rule.goto is not None else rule.priority + 1
                 index = next((i for i, r in enumerate(self.rules) if r.priority >= target),
                              len(self.rules))
-                considered.append(f"rule {rule.priority}: goto {target}")
+                trail.append(("goto", rule.priority, target))
                 continue
             if rule.action in RULE_ACTION_ERRNO:
                 errno = RULE_ACTION_ERRNO[rule.action]
-                considered.append(f"rule {rule.priority}: {rule.action.value} → {errno}")
-                return RouteResult(None, errno, rule, None, (), tuple(considered))
+                trail.append(("action", rule.priority, rule.action.value, errno))
+                return RouteResult(None, errno, rule, None, (), tuple(trail))
             table_id = rule.table if rule.table is not None else 0
             table = self._tables.get(table_id)
             route = table.lookup(dst, tos) if table else None
-            name = table_name(table_id)
             if route is None:
-                considered.append(
-                    f"rule {rule.priority}: lookup {name}: "
-                    + ("table is empty" if table is None else f"no route covers {dst}")
-                )
+                trail.append(("miss", rule.priority, table_id, dst, table is None))
                 continue
             if route.type == RouteType.THROW:
-                considered.append(f"rule {rule.priority}: lookup {name}: throw {route.dst}")
+                trail.append(("throw", rule.priority, table_id, route))
                 continue
             if (
                 rule.suppress_prefixlength is not None
                 and route.dst.prefixlen <= rule.suppress_prefixlength
             ):
-                considered.append(
-                    f"rule {rule.priority}: lookup {name}: {route.dst} suppressed "
-                    f"(prefix length <= {rule.suppress_prefixlength})"
-                )
+                trail.append(("suppressed", rule.priority, table_id, route,
+                              rule.suppress_prefixlength))
                 continue
-            considered.append(f"rule {rule.priority}: lookup {name}: {describe_route(route)}")
+            trail.append(("hit", rule.priority, table_id, route))
             if route.type in ROUTE_TYPE_ERRNO:
                 errno = ROUTE_TYPE_ERRNO[route.type]
-                return RouteResult(route, errno, rule, table_id, (), tuple(considered))
-            return RouteResult(route, None, rule, table_id, _paths(route), tuple(considered))
-        considered.append(f"no rule produced a route → {NO_ROUTE_ERRNO}")
-        return RouteResult(None, NO_ROUTE_ERRNO, None, None, (), tuple(considered))
+                return RouteResult(route, errno, rule, table_id, (), tuple(trail))
+            return RouteResult(route, None, rule, table_id, _paths(route), tuple(trail))
+        trail.append(("none",))
+        return RouteResult(None, NO_ROUTE_ERRNO, None, None, (), tuple(trail))
 
     def local_type(self, addr: IPAddress, dev: str | None = None) -> RouteType:
         """inet_dev_addr_type(): the address's type per table local (what addrtype tests)."""
@@ -301,6 +302,29 @@ def _rule_matches(rule: PolicyRule, f: _Flow) -> bool:
         and not rule.l3mdev
     )
     return ok != rule.invert
+
+
+def _say(entry: tuple[object, ...]) -> str:
+    kind = entry[0]
+    if kind == "none":
+        return f"no rule produced a route → {NO_ROUTE_ERRNO}"
+    prio = entry[1]
+    if kind == "goto":
+        return f"rule {prio}: goto {entry[2]}"
+    if kind == "action":
+        return f"rule {prio}: {entry[2]} → {entry[3]}"
+    table = table_name(int(str(entry[2])))
+    if kind == "miss":
+        return f"rule {prio}: lookup {table}: " + (
+            "table is empty" if entry[4] else f"no route covers {entry[3]}")
+    route = entry[3]
+    assert isinstance(route, Route)
+    if kind == "throw":
+        return f"rule {prio}: lookup {table}: throw {route.dst}"
+    if kind == "suppressed":
+        return (f"rule {prio}: lookup {table}: {route.dst} suppressed (prefix length <= "
+                f"{entry[4]})")
+    return f"rule {prio}: lookup {table}: {describe_route(route)}"
 
 
 def table_name(table_id: int) -> str:

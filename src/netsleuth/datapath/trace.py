@@ -507,10 +507,11 @@ def _route_step(stage: Stage, result: RouteResult, packet: Packet) -> Step:
         route = result.route
         assert route is not None
         kind = route.type.value
+        # A route that was found speaks for itself (its table and rule are named); the rules
+        # tried are spelled out only when the lookup fails.
         return Step(stage, table_name(result.table or 0),
                     f"rule {result.rule.priority}" if result.rule else "",
-                    describe_route(route), f"route found ({kind})", packet, route.source,
-                    result.considered)
+                    describe_route(route), f"route found ({kind})", packet, route.source)
     route = result.route
     return Step(stage, table_name(result.table) if result.table is not None else "",
                 "", describe_route(route) if route else "",
