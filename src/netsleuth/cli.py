@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from enum import StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 
@@ -29,6 +31,7 @@ out = Console()
 err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h)
 
 
 class Format(StrEnum):
@@ -53,6 +56,14 @@ def friendly_errors(fn: F) -> F:
         except NetsleuthError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except Exception as exc:  # a bug, not bad input: say so, and where, in two lines
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            err.print(f"[bold red]internal error:[/] {exc!r} at {frame.filename}:{frame.lineno}",
+                      highlight=False, soft_wrap=True)
+            err.print("This is a netsleuth bug; please report it with the command you ran.")
+            raise typer.Exit(INTERNAL_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -81,7 +92,8 @@ def trace(
                                        "address, or a pod/peer routed via an interface) or "
                                        "IP@INTERFACE (received on that interface).")] = "host",
     proto: Annotated[str, typer.Option("--proto", "-p", help="tcp, udp, sctp or icmp.")] = "tcp",
-    sport: Annotated[int | None, typer.Option("--sport", help="Source port.")] = None,
+    sport: Annotated[int | None, typer.Option("--sport", min=0, max=65535,
+                                              help="Source port.")] = None,
     mark: Annotated[str, typer.Option("--mark", help="Initial packet mark (fwmark).")] = "0",
     route_add: Annotated[list[str] | None, typer.Option(
         "--route-add", help="What-if: add a route first, in `ip route` words "
@@ -93,7 +105,7 @@ def trace(
 ) -> None:
     """Follow one packet through a node's routing and netfilter, step by step (or, with
     --bundle, from node to node)."""
-    from netsleuth.datapath.origin import parse_endpoint, resolve_origin
+    from netsleuth.datapath.origin import check_families, parse_endpoint, resolve_origin
     from netsleuth.datapath.trace import NodeDatapath
     from netsleuth.render.trace_text import render_trace
     from netsleuth.snapshot.node_dir import load_node_snapshot, with_extra_routes
@@ -102,12 +114,17 @@ def trace(
         raise typer.BadParameter(f"{proto!r}: expected tcp, udp, sctp or icmp", param_hint="--proto")
     try:
         mark_value = int(mark, 0)
+        if not 0 <= mark_value <= 0xFFFFFFFF:
+            raise ValueError(mark)
     except ValueError:
-        raise typer.BadParameter(f"{mark!r}: expected a number such as 0x4000",
+        raise typer.BadParameter(f"{mark!r}: expected a 32-bit mark such as 0x4000",
                                  param_hint="--mark") from None
     if (node is None) == (bundle is None):
         raise typer.BadParameter("give either --node DIR or --bundle PATH", param_hint="--node")
     if bundle is not None:
+        if route_add or sport is not None or mark_value:
+            raise typer.BadParameter("--route-add, --sport and --mark work with --node only",
+                                     param_hint="--bundle")
         _trace_bundle(bundle, from_, to, proto.lower(), fmt)
         return
     assert node is not None
@@ -116,6 +133,7 @@ def trace(
         state = with_extra_routes(state, spec)
     dst, dport = parse_endpoint(to)
     origin = resolve_origin(state, from_)
+    check_families(origin, dst)
     result = NodeDatapath(state).trace(dst=dst, dport=dport, proto=proto, src=origin.src,
                                        iif=origin.iif, sport=sport, mark=mark_value)
     if fmt == Format.json:
@@ -141,7 +159,7 @@ def diagnose(
 ) -> None:
     """Name the root cause of a networking failure, with evidence, consequences and fixes.
 
-    Exit code: 0 no root cause found, 1 bad input, 3 root cause(s) found.
+    Exit code: 0 no root cause found, 1 bad input, 2 bad usage, 3 root cause(s) found.
     """
     from netsleuth.diagnose.engine import diagnose as run
     from netsleuth.render.diagnosis_text import render_report
@@ -173,7 +191,12 @@ def diagnose(
 
 def _trace_bundle(bundle: Path, from_: str, to: str, proto: str, fmt: Format) -> None:
     from netsleuth.datapath.fabric import Fabric
-    from netsleuth.datapath.origin import OriginError, parse_endpoint, resolve_origin
+    from netsleuth.datapath.origin import (
+        OriginError,
+        check_families,
+        parse_endpoint,
+        resolve_origin,
+    )
     from netsleuth.render.trace_text import render_fabric
     from netsleuth.snapshot.inputs import load_evidence
 
@@ -187,6 +210,7 @@ def _trace_bundle(bundle: Path, from_: str, to: str, proto: str, fmt: Format) ->
     state = ev.nodes[name].state
     origin = resolve_origin(state, where or "host")
     dst, dport = parse_endpoint(to)
+    check_families(origin, dst)
     fabric = Fabric({n: e.state for n, e in ev.nodes.items()})
     result = fabric.trace(name, dst=dst, dport=dport, proto=proto, src=origin.src, iif=origin.iif)
     if fmt == Format.json:

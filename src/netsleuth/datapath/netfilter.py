@@ -131,7 +131,10 @@ def _exact_dst(rule: Rule) -> int | None:
         if m.module == "":
             opt = m.option("-d", "--destination", "--dst")
             if opt is not None and not opt.negated:
-                net = ip_network(opt.value, strict=False)
+                try:
+                    net = ip_network(opt.value, strict=False)
+                except ValueError:
+                    return None  # a dotted or invalid mask: the rule stays in the scan list
                 if net.prefixlen == net.max_prefixlen:
                     return int(net.network_address)
     return None
@@ -344,9 +347,27 @@ def _action(res: TargetResult) -> str:
 def compile_rule(rule: Rule) -> CompiledRule:
     fns: list[tuple[MatchFn, str]] = []
     for match in rule.matches:
-        fns.extend(_compile_match(match, rule))
-    target = _compile_target(rule.target, rule) if rule.target is not None else None
+        try:
+            fns.extend(_compile_match(match, rule))
+        except (ValueError, TypeError, IndexError):
+            # iptables-restore would have refused the value; a trace that reaches the rule
+            # says so instead of guessing (or failing).
+            fns.append((_unknown, f"an invalid value in -m {match.module or 'builtin'} "
+                                  f"{' '.join(o.name + ' ' + o.value for o in match.options)}"))
+    target: TargetFn | None = None
+    if rule.target is not None:
+        try:
+            target = _compile_target(rule.target, rule)
+        except (ValueError, TypeError, IndexError):
+            bad = rule.target
+            target = _invalid_target(bad)
     return CompiledRule(rule, tuple(fns), target)
+
+
+def _invalid_target(target: Target) -> TargetFn:
+    note = (f"-j {target.name} {' '.join(o.name + ' ' + o.value for o in target.options)}: "
+            "an invalid value; its effect is unknown")
+    return lambda p, c: TargetResult("continue", p, note=note, uncertain=True)
 
 
 def _compile_match(match: Match, rule: Rule) -> Iterator[tuple[MatchFn, str]]:
@@ -383,7 +404,22 @@ def _neg(fn: Callable[[Packet, EvalContext], bool], negated: bool) -> MatchFn:
 OptCompiler = Callable[[Option, Match, Rule], MatchFn | None]
 
 
+def _masked(text: str) -> tuple[int, int, int] | None:
+    """`a.b.c.d/w.x.y.z` with a mask iptables-save prints in dotted form because it is not
+    contiguous (ip_network refuses those): (version, address & mask, mask)."""
+    addr, sep, mask = text.partition("/")
+    if not sep or "." not in mask:
+        return None
+    a, m = ip_address(addr), ip_address(mask)
+    return a.version, int(a) & int(m), int(m)
+
+
 def _addr_pred(text: str) -> Callable[[IPAddress | None], bool]:
+    dotted = [_masked(part) for part in text.split(",")]
+    if all(d is not None for d in dotted):
+        pairs = [d for d in dotted if d is not None]
+        return lambda a: a is not None and any(
+            a.version == v and (int(a) & m) == n for v, n, m in pairs)
     nets = [ip_network(part, strict=False) for part in text.split(",")]
     if len(nets) == 1:
         net = nets[0]

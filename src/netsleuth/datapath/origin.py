@@ -73,3 +73,10 @@ def resolve_origin(node: NodeState, text: str) -> Origin:
         raise OriginError(f"{text!r}: node {node.name} has no route to {src}, so the "
                           "interface it arrives on is unknown; give it as IP@INTERFACE")
     return Origin(src, result.route.dev)
+
+
+def check_families(origin: Origin, dst: IPAddress) -> None:
+    """A packet has one address family: an IPv6 source cannot reach an IPv4 destination."""
+    if origin.src is not None and origin.src.version != dst.version:
+        raise OriginError(f"source {origin.src} is IPv{origin.src.version} but the destination "
+                          f"{dst} is IPv{dst.version}")

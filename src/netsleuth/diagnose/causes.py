@@ -1,8 +1,10 @@
 """Correlation: link findings into a causal graph and rank the roots.
 
 An edge a → b exists when finding a `explains` finding b's key. Roots are the causes no other
-cause explains. A root's score grows with what it explains (transitively) and with how directly
-it is proven (its confidence: a trace through the node's real state beats a log line).
+cause explains. A root's score is confidence × (1 + the number of findings it explains,
+transitively): how directly it is proven (a trace through the node's real state beats a log
+line) times how much of what went wrong it accounts for. The amount of quoted evidence only
+breaks ties.
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def correlate(findings: Sequence[Finding]) -> Correlation:
         order = _reachable(i, children)
         covered.update(order)
         explained = tuple(items[j] for j in order)
-        symptoms = sum(1 for e in explained if e.role == Role.SYMPTOM)
-        score = f.confidence * (1.0 + symptoms) + 0.1 * len(f.evidence)
+        # What it explains (symptoms and the causes it subsumes) weighs most; the amount of
+        # quoted evidence only breaks ties.
+        score = f.confidence * (1.0 + len(explained)) + 0.01 * min(len(f.evidence), 10)
         tree = tuple((d, items[j]) for d, j in _depth_first(i, children))
         ranked.append(RankedCause(f, explained, score, tree))
     ranked.sort(key=lambda r: (-r.score, r.finding.title))

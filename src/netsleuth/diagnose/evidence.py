@@ -24,10 +24,12 @@ from netsleuth.model.k8s import (
     ClusterFacts,
     ClusterObjects,
     Event,
+    Fact,
     LogLine,
     Pod,
     Service,
     derive_cluster_facts,
+    parse_ip,
 )
 from netsleuth.model.net import (
     TABLE_LOCAL,
@@ -303,6 +305,32 @@ def _failed_file(exc: ParseError, files: Mapping[str, str], origin: str,
     return None
 
 
+KUBERNETES_COMMENT = "default/kubernetes:https"
+
+
+def facts_from_rules(facts: ClusterFacts, nodes: Mapping[str, NodeEvidence]) -> ClusterFacts:
+    """Without the Service objects, kube-proxy's own rules still say where the `kubernetes`
+    Service is: its dispatch rule carries the comment "default/kubernetes:https cluster IP"
+    and the ClusterIP as `-d IP/32` (every kube-proxy version writes it so)."""
+    if facts.kubernetes_service_ips:
+        return facts
+    for node in nodes.values():
+        if node.state.ruleset.origin == "rebuilt":
+            continue
+        chain = node.state.ruleset.chain("nat", "KUBE-SERVICES")
+        for rule in chain.rules if chain else ():
+            comment = rule.comment or ""
+            if not comment.startswith(KUBERNETES_COMMENT) or "cluster IP" not in comment:
+                continue
+            builtin = rule.match("")
+            dst = builtin.option("-d") if builtin else None
+            ip = parse_ip(dst.value.split("/")[0]) if dst is not None and not dst.negated else None
+            if ip is not None:
+                fact = Fact(ip, f"kube-proxy rule on {node.name}", (rule.source,))
+                return replace(facts, kubernetes_service_ips=(fact,))
+    return facts
+
+
 # -- from a transcript -----------------------------------------------------------------------------
 
 
@@ -389,6 +417,7 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
         notes.append(f"{block.source}: {block.kind} output without a host: treated as "
                      "kube-proxy's cluster-wide rules")
     nodes = _with_shared_rules(nodes, shared, _rebuilt_kube_proxy(objects, facts))
+    facts = facts_from_rules(facts, nodes)
 
     probes = tuple(_probes(blocks, aliases_raw))
     aliases = {alias: ident.name for alias, ident in aliases_raw.items() if ident.name}
@@ -532,6 +561,7 @@ def evidence_from_files(
                         if f.rsplit(".", 1)[0] in FILE_KINDS)
         nodes[name] = NodeEvidence(name, state, has, tuple(facts.node_ips.get(name, ())))
     nodes = _with_shared_rules(nodes, None, _rebuilt_kube_proxy(objects, facts))
+    facts = facts_from_rules(facts, nodes)
     aliases: dict[str, str] = {}
     for name, ips in facts.node_ips.items():
         aliases[name] = name

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from netsleuth.errors import ParseError
 from netsleuth.model.net import TABLE_LOCAL, Address, Link, Route, Sysctls, default_policy_rules
 from netsleuth.model.netfilter import Ruleset
 from netsleuth.model.node import NodeState
@@ -130,7 +131,28 @@ def node_from_files(
 
 
 def with_extra_routes(node: NodeState, spec: str, source: str = "--route-add") -> NodeState:
-    """The node with routes added from `ip route` text (a what-if, e.g. a proposed fix)."""
+    """The node with routes added from `ip route` text (a what-if, e.g. a proposed fix).
+
+    Refuses what `ip route add` itself would refuse on that node, so a what-if never proves a
+    fix that cannot be applied: an unknown device ("Cannot find device"), and a gateway that
+    no connected route of that device reaches without `onlink` ("Nexthop has invalid
+    gateway", fib_check_nh)."""
     extra = parse_ip_route(spec, source)
+    if not extra:
+        raise ParseError(source, 1, spec, "a route in `ip route` words, e.g. "
+                         "'default via 192.168.56.4 dev enp0s8'")
+    devices = {link.name for link in node.links} | {a.ifname for a in node.addresses}
+    for route in extra:
+        for hop in route.nexthops:
+            if hop.dev and devices and hop.dev not in devices:
+                raise ParseError(source, 1, spec, f"a device of node {node.name} (Cannot find "
+                                 f"device {hop.dev!r}; it has {', '.join(sorted(devices))})")
+            if hop.gateway is None or hop.onlink:
+                continue
+            if not any(hop.gateway in a.network and (hop.dev in (None, a.ifname))
+                       for a in node.addresses if a.ip.version == hop.gateway.version):
+                raise ParseError(source, 1, spec, f"a gateway on a connected subnet of "
+                                 f"{hop.dev or 'the node'} (Nexthop has invalid gateway "
+                                 f"{hop.gateway}; add `onlink` if it is reachable anyway)")
     return replace(node, routes=node.routes + tuple(extra),
                    assumptions=node.assumptions + (f"what-if: added route {spec!r}",))

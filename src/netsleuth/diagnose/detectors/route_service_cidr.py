@@ -240,8 +240,12 @@ def _finding(ev: Evidence, f: _Failure, cidrs: list[IPNetwork], logs: list[Evide
         evidence.append(line(s.source, f"{s.rule}   ← kube-proxy's {s.action}, never reached"))
     evidence.extend(logs[:3])
     fixes, notes = _fixes(ev, f, cidr)
+    # The CNI agent programs the rules that let pod traffic through FORWARD (felix's
+    # cali-FORWARD, flanneld's pod-CIDR ACCEPTs); without the apiserver it never does, so a
+    # FORWARD policy DROP on this node is a consequence here, not a second root cause.
     explains = [f"svc-unreachable:ENETUNREACH@{node.name}", f"cni-agent-not-ready@{node.name}",
-                f"sandbox-churn@{node.name}", f"pod-no-ip@{node.name}"]
+                f"sandbox-churn@{node.name}", f"pod-no-ip@{node.name}",
+                f"cause:forward-policy-drop@{node.name}"]
     detail_parts = [
         f"A host-network connect() to {ip}:{port} on {node.name} looks up the route first; "
         f"no table has a route for {ip}, so the kernel fails it with ENETUNREACH "
