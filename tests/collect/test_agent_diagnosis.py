@@ -20,10 +20,15 @@ def test_agent_on_the_broken_node_names_the_missing_route() -> None:
     assert ("service-cidr-unroutable", "admin") in kinds
 
 
-def test_agent_without_the_service_environment_still_reports() -> None:
+def test_agent_without_the_service_environment_uses_kube_proxys_rules() -> None:
+    # No KUBERNETES_SERVICE_HOST: the `kubernetes` Service is found in kube-proxy's rules.
     report = json.loads(diagnose_node("admin", files("admin"), None, None))
-    assert report["schema"] == "netsleuth.diagnosis/1"
-    assert "error" not in report
+    assert report["schema"] == "netsleuth.diagnosis/1" and "error" not in report
+    assert ("service-cidr-unroutable", "admin") in [
+        (c["kind"], c["node"]) for c in report["root_causes"]]
+    # Without any rules either, nothing names the Service: no claim is made.
+    bare = {k: v for k, v in files("admin").items() if k != "iptables-save.txt"}
+    report = json.loads(diagnose_node("admin", bare, None, None))
     assert all(c["kind"] != "service-cidr-unroutable" for c in report["root_causes"])
 
 

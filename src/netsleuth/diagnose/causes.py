@@ -1,7 +1,7 @@
 """Correlation: link findings into a causal graph and rank the roots.
 
 An edge a → b exists when finding a `explains` finding b's key. Roots are the causes no other
-cause explains. A root's score is confidence × (1 + the number of findings it explains,
+cause explains. A root's score is confidence x (1 + the number of findings it explains,
 transitively): how directly it is proven (a trace through the node's real state beats a log
 line) times how much of what went wrong it accounts for. The amount of quoted evidence only
 breaks ties.
