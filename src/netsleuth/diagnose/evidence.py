@@ -550,19 +550,23 @@ def evidence_from_files(
         parts = rel.split("/")
         if len(parts) == 3 and parts[0] == "nodes":
             by_node.setdefault(parts[1], {})[parts[2]] = text
+    hostnames: dict[str, str] = {}
     for name, node_files in sorted(by_node.items()):
         built, trouble = lenient_node(node_files, name=name, origin=f"{source}/nodes/{name}")
         problems.extend(trouble)
         if built is None:
             continue
-        state = built
-        state = complete_node(replace(state, name=name))
+        if built.name != name:
+            # In a bundle the directory is the node's Kubernetes name; its `hostname` (often an
+            # FQDN) is another name for the same machine.
+            hostnames[built.name] = name
+        state = complete_node(replace(built, name=name))
         has = frozenset(FILE_KINDS[f.rsplit(".", 1)[0]] for f in node_files
                         if f.rsplit(".", 1)[0] in FILE_KINDS)
         nodes[name] = NodeEvidence(name, state, has, tuple(facts.node_ips.get(name, ())))
     nodes = _with_shared_rules(nodes, None, _rebuilt_kube_proxy(objects, facts))
     facts = facts_from_rules(facts, nodes)
-    aliases: dict[str, str] = {}
+    aliases: dict[str, str] = dict(hostnames)
     for name, ips in facts.node_ips.items():
         aliases[name] = name
         for ip in ips:
