@@ -44,6 +44,7 @@ class CollectError(NetsleuthError):
 
     def __init__(self, target: str, message: str) -> None:
         self.target = target
+        self.message = message
         super().__init__(f"{target}: {message}")
 
 

@@ -147,3 +147,43 @@ def test_write_outside_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         writer.write_text("/etc/passwd", "x")
     writer.abort()
+
+
+@pytest.mark.parametrize(("field", "value", "words"), [
+    ("sources", 5, "sources: expected a list"),
+    ("sources", [5], "sources[0]: expected an object or a string"),
+    ("sources", "abc", "sources: expected a list"),
+    ("redactions", "many", "redactions: expected a non-negative integer"),
+    ("redactions", None, "redactions: expected a non-negative integer"),
+    ("tool", ["x"], "tool: expected a string"),
+    ("created", 5, "created: expected a string"),
+    ("cluster", [], "cluster: expected an object"),
+    ("nodes", "cp-1", "nodes: expected an object"),
+    ("nodes", {"cp-1": {"files": 5}}, "nodes.cp-1.files: expected a list of strings"),
+    ("nodes", {"cp-1": {"files": [{"a": 1}]}}, "nodes.cp-1.files: expected a list of strings"),
+    ("nodes", {"cp-1": {"status": 3}}, "nodes.cp-1.status: expected a string"),
+    ("nodes", {"cp-1": {"errors": 3}}, "nodes.cp-1.errors: expected a list"),
+    ("cluster", {"errors": {"a": 1}}, "cluster.errors: expected a list"),
+    ("cluster", {"errors": [1]}, "cluster.errors[0]: expected an object"),
+    ("cluster", {"status": {}}, "cluster.status: expected a string"),
+], ids=lambda v: str(v)[:20])
+def test_wrong_typed_manifest_fields_are_named(field: str, value: object, words: str) -> None:
+    raw = Manifest(created="2024-01-01T00:00:00Z").to_json() | {field: value}
+    with pytest.raises(SnapshotError) as info:
+        parse_bundle("b", json.dumps(raw), {})
+    message = str(info.value)
+    assert message.startswith("b/manifest.json: ") and words in message, message
+    assert "object is not iterable" not in message
+
+
+def test_manifest_error_reaches_diagnose_as_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from netsleuth.cli import app
+
+    bundle, _ = _write(tmp_path / "b")
+    raw = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps(raw | {"sources": 5}))
+    result = CliRunner().invoke(app, ["diagnose", str(bundle)])
+    assert result.exit_code == 1
+    assert "manifest.json: sources: expected a list" in " ".join(result.output.split())

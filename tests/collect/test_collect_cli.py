@@ -152,3 +152,21 @@ def test_unreadable_dump_is_a_usage_error(tmp_path: Path) -> None:
     assert code == 2
     assert "dump.txt" in output and "expected" in output
     assert not out.exists()  # nothing half-written
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({"services.json": "[1, 2]"}, "error: {dump}: neither a kubectl cluster-info dump"),
+    ({"nodes.json": '{"kind": "NodeList", "items": [7]}'},
+     "error: {dump}: nodes.json: expected items[0] to be a Kubernetes object"),
+], ids=["neither", "bad-item"])
+def test_bad_dump_errors_name_the_path_once(tmp_path: Path, files: dict[str, str],
+                                            message: str) -> None:
+    dump = tmp_path / "cid_svc"
+    dump.mkdir()
+    for name, text in files.items():
+        (dump / name).write_text(text)
+    code, output = _invoke("-o", str(tmp_path / "b"), "--from-dump", str(dump), "--quiet")
+    assert code == 2
+    flat = " ".join(output.split())  # rich wraps long lines
+    assert message.format(dump=dump) in flat, output
+    assert flat.count(str(dump)) == 1, output

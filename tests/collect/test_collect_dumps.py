@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from netsleuth.collect.bundle import Bundle, BundleWriter, Manifest, read_bundle
-from netsleuth.collect.dumps import DumpResult, ingest, ingest_sosreport, split_dump_logs
+from netsleuth.collect.dumps import (
+    DumpError,
+    DumpResult,
+    ingest,
+    ingest_sosreport,
+    split_dump_logs,
+)
 from netsleuth.collect.local import write_node
 from netsleuth.errors import CollectError, ParseError
 
@@ -64,9 +70,10 @@ def test_dump_log_sections_must_match() -> None:
 def test_truncated_stream_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "dump.txt"
     bad.write_text('{\n    "kind": "NodeList",\n    "items": [\n')
-    with pytest.raises(ParseError) as info:
+    with pytest.raises(DumpError) as info:
         _bundle(tmp_path, bad)
-    assert info.value.source == str(bad)
+    cause = info.value.__cause__
+    assert isinstance(cause, ParseError) and cause.source == str(bad) and cause.line == 4
 
 
 def test_sosreport_directory() -> None:
@@ -110,3 +117,54 @@ def test_unknown_input(tmp_path: Path) -> None:
         ingest(tmp_path / "x", BundleWriter(tmp_path / "o"))
     with pytest.raises(CollectError, match="no such file"):
         ingest(tmp_path / "nope", BundleWriter(tmp_path / "o2"))
+
+
+# -- wrong-shaped input: one clear error, naming the file and what was expected ---------------
+
+
+def _dump_dir(tmp_path: Path, nodes: str) -> Path:
+    root = tmp_path / "dump"
+    root.mkdir()
+    (root / "nodes.json").write_text(nodes)
+    return root
+
+
+@pytest.mark.parametrize(("nodes", "expected"), [
+    ('{"kind": "NodeList", "items": [1, {"metadata": {"name": "n"}}]}',
+     "items[0] to be a Kubernetes object (a JSON object)"),
+    ('{"kind": "NodeList", "items": "x"}', "a Kubernetes List with items"),
+    ("[1, 2]", "a Kubernetes List with items"),
+    ('{"kind": "NodeList", "items": [' + "9" * 5000 + "]}", "a JSON (or YAML) List"),
+    ("[" * 100_000, "a JSON (or YAML) List"),
+], ids=["int-item", "items-str", "array", "long-int", "deep"])
+def test_wrong_shaped_dump_file_is_refused(tmp_path: Path, nodes: str, expected: str) -> None:
+    root = _dump_dir(tmp_path, nodes)
+    with pytest.raises(DumpError) as info:
+        ingest(root, BundleWriter(tmp_path / "o"))
+    assert info.value.target == str(root)
+    message = str(info.value)
+    assert message.startswith("nodes.json") and f"expected {expected}" in message
+    assert str(root) not in message  # the caller names the dump; the error names the file
+    assert isinstance(info.value.__cause__, ParseError)
+    assert info.value.__cause__.source == str(root / "nodes.json")
+
+
+def test_stdout_dump_with_an_unhashable_kind_is_not_a_crash(tmp_path: Path) -> None:
+    text = (DATA / "cluster-info-dump.txt").read_text() + '\n{"kind": [1], "items": []}\n'
+    (tmp_path / "dump.txt").write_text(text)
+    bundle, _ = _bundle(tmp_path, tmp_path / "dump.txt")
+    assert "cluster/nodes.json" in bundle.files
+
+
+def test_errors_do_not_repeat_the_path(tmp_path: Path) -> None:
+    (tmp_path / "cid_svc").mkdir()
+    (tmp_path / "cid_svc" / "services.json").write_text("[1, 2]")
+    with pytest.raises(DumpError) as info:
+        ingest(tmp_path / "cid_svc", BundleWriter(tmp_path / "o"))
+    assert info.value.target == str(tmp_path / "cid_svc")
+    assert str(info.value).startswith("neither a kubectl cluster-info dump")
+    bad = tmp_path / "dump.txt"
+    bad.write_text('{"kind": "NodeList", "items": [\n')
+    with pytest.raises(DumpError) as info:
+        ingest(bad, BundleWriter(tmp_path / "o2"))
+    assert str(info.value).startswith("line 2: expected a JSON object")

@@ -278,27 +278,59 @@ class BundleWriter:
 # Reading
 
 
-def _issues(raw: Any, where: str) -> tuple[CollectIssue, ...]:
-    if not isinstance(raw, list):
-        raise SnapshotError(f"{where}: expected a list of errors, got {type(raw).__name__}")
+def _bad(where: str, field: str, expected: str, value: Any) -> SnapshotError:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    return SnapshotError(f"{where}: {field}: expected {expected}, got {shown}")
+
+
+def _text_field(raw: Mapping[str, Any], key: str, where: str, field: str,
+                default: str = "") -> str:
+    """A string field; null counts as absent (hand-edited manifests write null for unknown)."""
+    value = raw.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise _bad(where, field, "a string", value)
+    return value
+
+
+def _object_field(raw: Mapping[str, Any], key: str, where: str, field: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad(where, field, "an object", value)
+    return value
+
+
+def _list_field(raw: Mapping[str, Any], key: str, where: str, field: str) -> list[Any]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _bad(where, field, "a list", value)
+    return value
+
+
+def _issues(raw: Mapping[str, Any], where: str, field: str) -> tuple[CollectIssue, ...]:
     out = []
-    for item in raw:
+    for i, item in enumerate(_list_field(raw, "errors", where, field)):
         if isinstance(item, str):
             out.append(CollectIssue(target="", kind="unknown", message=item))
         elif isinstance(item, dict):
             out.append(
                 CollectIssue(
-                    target=str(item.get("target", "")),
-                    kind=str(item.get("kind", "unknown")),
-                    message=str(item.get("message", "")),
+                    target=_text_field(item, "target", where, f"{field}[{i}].target"),
+                    kind=_text_field(item, "kind", where, f"{field}[{i}].kind", "unknown"),
+                    message=_text_field(item, "message", where, f"{field}[{i}].message"),
                 )
             )
         else:
-            raise SnapshotError(f"{where}: an error entry must be an object, got {item!r}")
+            raise _bad(where, f"{field}[{i}]", "an object", item)
     return tuple(out)
 
 
-def compat(raw: dict[str, Any], files: Mapping[str, str]) -> dict[str, Any]:
+def compat(raw: dict[str, Any], files: Mapping[str, str], where: str = MANIFEST) -> dict[str, Any]:
     """Bring a manifest of any supported schema version to the current one.
 
     Version 0 is a bundle without manifest.json: a directory that someone assembled by hand
@@ -307,10 +339,8 @@ def compat(raw: dict[str, Any], files: Mapping[str, str]) -> dict[str, Any]:
     rather than half-read.
     """
     version = raw.get("schema_version", 0)
-    if not isinstance(version, int) or version < 0:
-        raise SnapshotError(
-            f"{MANIFEST}: schema_version must be a non-negative integer, got {version!r}"
-        )
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise _bad(where, "schema_version", "a non-negative integer", version)
     if version > SCHEMA_VERSION:
         raise SnapshotError(
             f"bundle schema version {version} is newer than this netsleuth understands "
@@ -340,48 +370,55 @@ def compat(raw: dict[str, Any], files: Mapping[str, str]) -> dict[str, Any]:
     return raw
 
 
-def manifest_from_json(raw: Any, files: Mapping[str, str]) -> Manifest:
+def manifest_from_json(raw: Any, files: Mapping[str, str], source: str = "") -> Manifest:
+    """The typed manifest. Raises SnapshotError naming `<source>/manifest.json` and the field
+    (`nodes.cp-1.files`, `sources[2]`) when a field has the wrong type."""
+    where = f"{source}/{MANIFEST}" if source else MANIFEST
     if not isinstance(raw, dict):
-        raise SnapshotError(f"{MANIFEST}: expected a JSON object at the top level")
-    raw = compat(raw, files)
-    try:
-        cluster_raw = raw.get("cluster") or {}
-        nodes_raw = raw.get("nodes") or {}
-        if not isinstance(cluster_raw, dict) or not isinstance(nodes_raw, dict):
-            raise SnapshotError(f"{MANIFEST}: 'cluster' and 'nodes' must be objects")
-        nodes = {}
-        for name, entry in nodes_raw.items():
-            if not isinstance(entry, dict):
-                raise SnapshotError(f"{MANIFEST}: nodes.{name} must be an object")
-            nodes[str(name)] = NodeStatus(
-                status=str(entry.get("status", FAILED)),
-                via=str(entry.get("via", "")),
-                files=tuple(str(f) for f in entry.get("files", [])),
-                errors=_issues(entry.get("errors", []), f"{MANIFEST}: nodes.{name}.errors"),
-            )
-        sources = []
-        for s in raw.get("sources", []):
-            if isinstance(s, dict):
-                sources.append(SourceEntry(str(s.get("type", "")), str(s.get("detail", ""))))
-            else:
-                sources.append(SourceEntry(str(s)))
-        return Manifest(
-            schema_version=int(raw["schema_version"]),
-            tool=str(raw.get("tool", "")),
-            tool_version=str(raw.get("tool_version", "")),
-            created=str(raw.get("created", "")),
-            sources=tuple(sources),
-            cluster=ClusterStatus(
-                status=str(cluster_raw.get("status", FAILED)),
-                context=str(cluster_raw.get("context") or ""),
-                server=str(cluster_raw.get("server") or ""),
-                errors=_issues(cluster_raw.get("errors", []), f"{MANIFEST}: cluster.errors"),
-            ),
-            nodes=nodes,
-            redactions=int(raw.get("redactions", 0)),
+        raise SnapshotError(f"{where}: expected a JSON object at the top level")
+    raw = compat(raw, files, where)
+    cluster_raw = _object_field(raw, "cluster", where, "cluster")
+    nodes: dict[str, NodeStatus] = {}
+    for name, entry in _object_field(raw, "nodes", where, "nodes").items():
+        field = f"nodes.{name}"
+        if not isinstance(entry, dict):
+            raise _bad(where, field, "an object", entry)
+        node_files = [] if entry.get("files") is None else entry["files"]
+        if not isinstance(node_files, list) or not all(isinstance(f, str) for f in node_files):
+            raise _bad(where, f"{field}.files", "a list of strings", node_files)
+        nodes[str(name)] = NodeStatus(
+            status=_text_field(entry, "status", where, f"{field}.status", FAILED),
+            via=_text_field(entry, "via", where, f"{field}.via"),
+            files=tuple(node_files),
+            errors=_issues(entry, where, f"{field}.errors"),
         )
-    except (TypeError, ValueError) as exc:
-        raise SnapshotError(f"{MANIFEST}: malformed manifest: {exc}") from exc
+    sources = []
+    for i, s in enumerate(_list_field(raw, "sources", where, "sources")):
+        if isinstance(s, dict):
+            sources.append(SourceEntry(_text_field(s, "type", where, f"sources[{i}].type"),
+                                       _text_field(s, "detail", where, f"sources[{i}].detail")))
+        elif isinstance(s, str):
+            sources.append(SourceEntry(s))
+        else:
+            raise _bad(where, f"sources[{i}]", "an object or a string", s)
+    redactions = raw.get("redactions", 0)
+    if not isinstance(redactions, int) or isinstance(redactions, bool) or redactions < 0:
+        raise _bad(where, "redactions", "a non-negative integer", redactions)
+    return Manifest(
+        schema_version=raw["schema_version"],
+        tool=_text_field(raw, "tool", where, "tool"),
+        tool_version=_text_field(raw, "tool_version", where, "tool_version"),
+        created=_text_field(raw, "created", where, "created"),
+        sources=tuple(sources),
+        cluster=ClusterStatus(
+            status=_text_field(cluster_raw, "status", where, "cluster.status", FAILED),
+            context=_text_field(cluster_raw, "context", where, "cluster.context"),
+            server=_text_field(cluster_raw, "server", where, "cluster.server"),
+            errors=_issues(cluster_raw, where, "cluster.errors"),
+        ),
+        nodes=nodes,
+        redactions=redactions,
+    )
 
 
 def parse_bundle(source: str, manifest_text: str | None, files: Mapping[str, str]) -> Bundle:
@@ -399,7 +436,8 @@ def parse_bundle(source: str, manifest_text: str | None, files: Mapping[str, str
             lines = manifest_text.splitlines()
             text = lines[exc.lineno - 1] if 0 < exc.lineno <= len(lines) else ""
             raise ParseError(f"{source}/{MANIFEST}", exc.lineno, text, "JSON") from exc
-    return Bundle(source=source, manifest=manifest_from_json(raw, files), files=dict(files))
+    return Bundle(source=source, manifest=manifest_from_json(raw, files, source),
+                  files=dict(files))
 
 
 def _decode(data: bytes) -> str:

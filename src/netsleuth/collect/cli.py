@@ -260,7 +260,9 @@ def _collect_into(options: CollectOptions, writer: BundleWriter,
     for dump in options.from_dump:
         try:
             result = ingest(dump, writer)
-        except (ParseError, CollectError, OSError) as exc:
+        except CollectError as exc:
+            raise BadInput(exc.target, exc.message) from exc
+        except (ParseError, OSError) as exc:
             raise BadInput(str(dump), str(exc)) from exc
         sources += result.sources
         if result.cluster is not None:

@@ -14,12 +14,19 @@
 
 Both become bundle content: cluster-info dumps give cluster/*.json and logs/, sosreports give
 one nodes/<hostname>/ directory.
+
+Errors: `ingest` raises DumpError, whose `target` is the path the user gave and whose text is
+relative to it (`nodes.json:3: expected ...`, `line 3: expected ...`, `neither a ...`), because
+its caller (`netsleuth collect --from-dump`) prints `<path>: <error>`. A ParseError behind it
+is kept as `__cause__`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import reprlib
 import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +88,37 @@ _NVL_TABLES = ("raw", "mangle", "nat", "filter", "security")
 _NVL_DIRS = ("sos_commands/firewall_tables", "sos_commands/networking")
 
 
+class DumpError(CollectError):
+    """A --from-dump input that cannot be used. `target` is the path given; str() is only
+    what is wrong with it (see the module docstring), so that the path is printed once."""
+
+    def __init__(self, target: str, message: str) -> None:
+        super().__init__(target, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _relative(exc: ParseError, path: Path) -> DumpError:
+    """The ParseError's text, with the file named relative to the dump `path`."""
+    root = str(path)
+    where = f"{exc.source}:{exc.line}" if exc.line else exc.source
+    rest = str(exc).removeprefix(where)  # ": expected ..., got: ..."
+    if exc.source == root:
+        head = f"line {exc.line}" if exc.line else ""
+    elif exc.source.startswith(root + os.sep):
+        rel = exc.source[len(root) + len(os.sep):]
+        head = f"{rel}:{exc.line}" if exc.line else rel
+    else:
+        head = where
+    return DumpError(root, f"{head}{rest}" if head else rest.removeprefix(": "))
+
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 2, 40, 40
+
+
 @dataclass
 class DumpResult:
     sources: list[SourceEntry] = field(default_factory=list)
@@ -97,14 +135,18 @@ def _line_at(text: str, lineno: int) -> str:
 
 
 def _load_doc(text: str, source: str) -> Any:
+    expected = "a JSON (or YAML) List from kubectl cluster-info dump"
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         try:
             return yaml.safe_load(text)  # `cluster-info dump -o yaml`
-        except yaml.YAMLError:
-            raise ParseError(source, exc.lineno, _line_at(text, exc.lineno),
-                             "a JSON (or YAML) List from kubectl cluster-info dump") from exc
+        except (yaml.YAMLError, ValueError, RecursionError):
+            raise ParseError(source, exc.lineno, _line_at(text, exc.lineno), expected) from exc
+    except (ValueError, RecursionError) as exc:
+        # valid JSON that Python will not decode: an integer longer than
+        # sys.get_int_max_str_digits(), or nesting deeper than the recursion limit
+        raise ParseError(source, 1, _line_at(text, 1), f"{expected} ({exc})") from exc
 
 
 def split_dump_logs(text: str, source: str) -> Iterator[tuple[str, str, str, str]]:
@@ -140,12 +182,17 @@ def _split_stream(text: str, source: str) -> Iterator[tuple[str, Any]]:
         if pos >= len(text):
             break
         if text[pos] == "{":
+            start = pos
             try:
                 doc, pos = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
                 line = text.count("\n", 0, exc.pos) + 1
                 raise ParseError(source, line, _line_at(text, line),
                                  "a JSON object from kubectl cluster-info dump") from exc
+            except (ValueError, RecursionError) as exc:  # see _load_doc
+                line = text.count("\n", 0, start) + 1
+                raise ParseError(source, line, _line_at(text, line),
+                                 f"a JSON object from kubectl cluster-info dump ({exc})") from exc
             yield "json", doc
         elif text.startswith("==== START logs", pos):
             end = text.find("==== END logs", pos)
@@ -166,12 +213,15 @@ class _ClusterAccumulator:
 
     def add_list(self, resource: str, doc: Any, source: str) -> None:
         if not isinstance(doc, dict) or not isinstance(doc.get("items", []), list):
-            raise ParseError(source, 0, str(doc)[:80], "a Kubernetes List with items")
+            raise ParseError(source, 0, _SHOW.repr(doc), "a Kubernetes List with items")
         _, kind, api_version = _DUMP_RESOURCES[resource]
+        items = doc.get("items") or []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ParseError(source, 0, _SHOW.repr(item),
+                                 f"items[{i}] to be a Kubernetes object (a JSON object)")
         bucket = self.items.setdefault(resource, [])
-        for item in doc.get("items") or []:
-            if isinstance(item, dict):
-                bucket.append({"apiVersion": api_version, "kind": kind, **item})
+        bucket.extend({"apiVersion": api_version, "kind": kind, **item} for item in items)
 
     def add_logs(self, text: str, source: str) -> None:
         for ns, pod, container, body in split_dump_logs(text, source):
@@ -213,10 +263,12 @@ def ingest_cluster_info_dump(path: Path, writer: BundleWriter) -> ClusterStatus:
         for what, doc in _split_stream(text, str(path)):
             if what == "logs":
                 acc.add_logs(str(doc), str(path))
-            elif isinstance(doc, dict) and doc.get("kind") in _LIST_KINDS:
-                acc.add_list(_LIST_KINDS[str(doc["kind"])], doc, str(path))
+            elif isinstance(doc, dict) and isinstance(doc.get("kind"), str) and (
+                doc["kind"] in _LIST_KINDS
+            ):
+                acc.add_list(_LIST_KINDS[doc["kind"]], doc, str(path))
     if not acc.items and not acc.logs:
-        raise CollectError(str(path), "no kubectl cluster-info dump content found")
+        raise DumpError(str(path), "no kubectl cluster-info dump content found")
     return acc.write(writer)
 
 
@@ -250,7 +302,7 @@ def _sos_read(path: Path) -> tuple[dict[str, str], str]:
             p for p in path.iterdir() if (p / "sos_commands").is_dir()
         ]
         if len(roots) != 1:
-            raise CollectError(str(path), "not a sosreport (no sos_commands/ directory)")
+            raise DumpError(str(path), "not a sosreport (no sos_commands/ directory)")
         root = roots[0]
         found = {
             rel: (root / rel).read_text(encoding="utf-8", errors="replace")
@@ -261,14 +313,14 @@ def _sos_read(path: Path) -> tuple[dict[str, str], str]:
         with tarfile.open(path, "r:*") as tar:
             return _sos_read_tar(tar, wanted, path)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise CollectError(str(path), f"not a sosreport directory or archive: {exc}") from exc
+        raise DumpError(str(path), f"not a sosreport directory or archive: {exc}") from exc
 
 
 def _sos_read_tar(tar: tarfile.TarFile, wanted: set[str], path: Path) -> tuple[dict[str, str], str]:
     members = {m.name.removeprefix("./"): m for m in tar.getmembers()}
     prefixes = sorted({n.split("sos_commands/", 1)[0] for n in members if "sos_commands/" in n})
     if len(prefixes) != 1:
-        raise CollectError(str(path), "not a sosreport archive (no single sos_commands/ tree)")
+        raise DumpError(str(path), "not a sosreport archive (no single sos_commands/ tree)")
     prefix = prefixes[0]
     found: dict[str, str] = {}
     for rel in sorted(wanted):
@@ -313,7 +365,7 @@ def ingest_sosreport(path: Path) -> tuple[str, NodeSnapshot]:
         snap.errors.append(CollectIssue("iptables-save.txt", "not-in-source",
                                         "the sosreport has no iptables output"))
     if not snap.files:
-        raise CollectError(str(path), "the sosreport has none of the networking outputs")
+        raise DumpError(str(path), "the sosreport has none of the networking outputs")
     host = snap.files.get("hostname", "").strip().splitlines()
     node = host[0].strip() if host and host[0].strip() else report_name
     return node, snap
@@ -328,19 +380,24 @@ def _looks_like_sosreport(path: Path) -> bool:
 
 
 def ingest(path: Path, writer: BundleWriter) -> DumpResult:
-    """Detect what `path` is and add it to the bundle being written."""
+    """Detect what `path` is and add it to the bundle being written.
+
+    Raises DumpError (a CollectError; see the module docstring for its text) or OSError."""
     if not path.exists():
-        raise CollectError(str(path), "no such file or directory")
+        raise DumpError(str(path), "no such file or directory")
     result = DumpResult()
-    if _looks_like_cluster_info_dump(path):
-        result.cluster = ingest_cluster_info_dump(path, writer)
-        result.sources.append(SourceEntry("cluster-info-dump", str(path)))
-    elif _looks_like_sosreport(path):
-        node, snap = ingest_sosreport(path)
-        result.nodes[node] = snap
-        result.sources.append(SourceEntry("sosreport", str(path)))
-    else:
-        raise CollectError(
-            str(path), "neither a kubectl cluster-info dump (nodes.json, or its stdout "
-            "output) nor a sosreport (sos_commands/)")
+    try:
+        if _looks_like_cluster_info_dump(path):
+            result.cluster = ingest_cluster_info_dump(path, writer)
+            result.sources.append(SourceEntry("cluster-info-dump", str(path)))
+        elif _looks_like_sosreport(path):
+            node, snap = ingest_sosreport(path)
+            result.nodes[node] = snap
+            result.sources.append(SourceEntry("sosreport", str(path)))
+        else:
+            raise DumpError(
+                str(path), "neither a kubectl cluster-info dump (nodes.json, or its stdout "
+                "output) nor a sosreport (sos_commands/)")
+    except ParseError as exc:
+        raise _relative(exc, path) from exc
     return result

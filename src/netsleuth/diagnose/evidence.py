@@ -536,6 +536,7 @@ def evidence_from_files(
                 lines = parse_logs(text, f"{source}/{rel}", pod=m["pod"], container=m["ctr"],
                                    namespace=m["ns"])
                 objects = objects.merge(ClusterObjects(logs=lines))
+        problems.extend(objects.problems)
         origin = "bundle"
     else:
         objects = load_cluster_info_dump(files, source_prefix=f"{source}/")

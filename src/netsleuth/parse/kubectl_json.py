@@ -11,18 +11,25 @@ pure part parses text per file, `load_cluster_info_dump` takes a path → text m
 
 Line numbers: JSON carries none per object, so each object's SourceRef points at the line where
 its `"name": "..."` (metadata) first appears after the previous object: good enough to quote.
+
+Wrong types: the input is often hand-edited or pasted, so any field may hold any JSON value.
+Optional fields of the wrong type are ignored; an object whose `metadata`/`spec`/`status` is
+not an object, or whose Service port is not a port number, cannot be read and becomes one
+`problems` line (`file:line: malformed <Kind> <name>: <what>`) while the other objects load.
+Only text that is not JSON/YAML at all raises ParseError.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+import reprlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
-from netsleuth.errors import ParseError
+from netsleuth.errors import ParseError, SnapshotError
 from netsleuth.model.k8s import (
     ClusterObjects,
     Condition,
@@ -62,9 +69,13 @@ class _Locator:
         self._pos = 0
         self._yaml = yaml_style
 
+    def here(self) -> int:
+        """The line the scan has reached (for objects without a name, and non-objects)."""
+        return self._first + self._text.count("\n", 0, self._pos)
+
     def line_of(self, name: str | None) -> int:
         if not name:
-            return self._first + self._text.count("\n", 0, self._pos)
+            return self.here()
         if self._yaml:
             pattern = re.compile(rf"^\s*name:\s*[\"']?{re.escape(name)}[\"']?\s*$", re.MULTILINE)
         else:
@@ -90,12 +101,56 @@ def _d(obj: Any, *path: str) -> Any:
     return cur
 
 
+def _map(obj: Any) -> Mapping[str, Any]:
+    """`obj` when it is a JSON object, else an empty one (a wrong-typed optional field)."""
+    return obj if isinstance(obj, Mapping) else {}
+
+
 def _list(obj: Any) -> list[Any]:
     return list(obj) if isinstance(obj, list) else []
 
 
 def _str(obj: Any) -> str | None:
-    return None if obj is None else str(obj)
+    """A scalar as text; None for null and for objects/arrays where a scalar belongs."""
+    if obj is None or isinstance(obj, (Mapping, list)):
+        return None
+    return str(obj)
+
+
+def _int(obj: Any) -> int | None:
+    """An integer field: a JSON integer, or decimal digits (hand-written YAML quotes them).
+    Booleans are not integers here, although Python's bool is an int subclass."""
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return obj
+    if isinstance(obj, str) and obj.isascii() and obj.isdigit() and len(obj) <= 18:  # int64
+        return int(obj)
+    return None
+
+
+def _port(obj: Any) -> int | None:
+    """A TCP/UDP/SCTP port number (1-65535, the API server's validation), else None."""
+    value = _int(obj)
+    return value if value is not None and 0 < value <= 65535 else None
+
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 3, 60, 60, 40
+
+
+def _show(obj: Any) -> str:
+    """A short quote of an offending value (bounded in depth and length)."""
+    return _SHOW.repr(obj)
+
+
+def _section(obj: JSONObj, key: str) -> Mapping[str, Any]:
+    """`metadata`, `spec` or `status`: an object, or absent/null. Anything else means the whole
+    object cannot be trusted, so it is reported rather than read half-way."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key}: expected an object, got {_show(value)}")
+    return value
 
 
 def _strmap(obj: Any) -> dict[str, str]:
@@ -148,11 +203,10 @@ def _state(
     for name in ("waiting", "running", "terminated"):
         body = state.get(name)
         if isinstance(body, Mapping):
-            code = body.get("exitCode")
             return (
                 name,
                 _str(body.get("reason")),
-                int(code) if isinstance(code, int) else None,
+                _int(body.get("exitCode")),
                 _str(body.get("startedAt")),
                 _str(body.get("finishedAt")),
                 _str(body.get("message")),
@@ -169,7 +223,7 @@ def _env(spec: Any) -> dict[str, str]:
             out[str(item["name"])] = _str(item.get("value")) or ""
         elif isinstance(item.get("valueFrom"), Mapping):
             ref = item["valueFrom"]
-            what = next(iter(ref)) if ref else "valueFrom"
+            what = str(next(iter(ref))) if ref else "valueFrom"
             out[str(item["name"])] = f"<from {what}>"
     return out
 
@@ -179,19 +233,26 @@ def _probe(probe: Any) -> str | None:
         return None
     if isinstance(probe.get("httpGet"), Mapping):
         h = probe["httpGet"]
-        scheme = str(h.get("scheme", "HTTP")).lower()
-        return f"http-get {scheme}://{h.get('host', '')}:{h.get('port')}{h.get('path', '')}"
+        scheme = (_str(h.get("scheme")) or "HTTP").lower()
+        return (f"http-get {scheme}://{_str(h.get('host')) or ''}:{_str(h.get('port'))}"
+                f"{_str(h.get('path')) or ''}")
     if isinstance(probe.get("tcpSocket"), Mapping):
-        return f"tcp-socket :{probe['tcpSocket'].get('port')}"
+        return f"tcp-socket :{_str(probe['tcpSocket'].get('port'))}"
     if isinstance(probe.get("exec"), Mapping):
         return "exec " + " ".join(str(c) for c in _list(probe["exec"].get("command")))
     return None
 
 
+def _port_text(value: Any, protocol: Any) -> str | None:
+    port = _port(value)
+    return None if port is None else f"{port}/{_str(protocol) or 'TCP'}"
+
+
 def pod_from_json(obj: JSONObj, source: SourceRef) -> Pod:
-    meta = _d(obj, "metadata") or {}
-    spec = _d(obj, "spec") or {}
-    status = _d(obj, "status") or {}
+    """Raises ValueError when the object cannot be read (see the module docstring)."""
+    meta = _section(obj, "metadata")
+    spec = _section(obj, "spec")
+    status = _section(obj, "status")
     specs = {str(c.get("name")): c for c in _list(spec.get("containers")) if isinstance(c, Mapping)}
     init_specs = {str(c.get("name")): c for c in _list(spec.get("initContainers")) if isinstance(c, Mapping)}
     containers: list[ContainerStatus] = []
@@ -201,8 +262,8 @@ def pod_from_json(obj: JSONObj, source: SourceRef) -> Pod:
     ):
         statuses = {str(s.get("name")): s for s in _list(status.get(key)) if isinstance(s, Mapping)}
         for name in unique([*spec_map, *statuses]):
-            c_spec = spec_map.get(name, {})
-            c_status = statuses.get(name, {})
+            c_spec: Mapping[str, Any] = spec_map.get(name, {})
+            c_status: Mapping[str, Any] = statuses.get(name, {})
             state, reason, code, started, finished, message = _state(c_status.get("state"))
             last, last_reason, last_code, _s, _f, _m = _state(c_status.get("lastState"))
             ports = [p for p in _list(c_spec.get("ports")) if isinstance(p, Mapping)]
@@ -222,12 +283,12 @@ def pod_from_json(obj: JSONObj, source: SourceRef) -> Pod:
                     last_reason=last_reason,
                     last_exit_code=last_code,
                     ready=ready if isinstance(ready, bool) else None,
-                    restart_count=restart if isinstance(restart, int) else None,
+                    restart_count=_int(restart),
                     init=init,
-                    ports=tuple(f"{p.get('containerPort')}/{p.get('protocol', 'TCP')}" for p in ports),
-                    host_ports=tuple(
-                        f"{p.get('hostPort')}/{p.get('protocol', 'TCP')}" for p in ports if p.get("hostPort")
-                    ),
+                    ports=tuple(t for p in ports if (t := _port_text(p.get("containerPort"),
+                                                                     p.get("protocol")))),
+                    host_ports=tuple(t for p in ports if (t := _port_text(p.get("hostPort"),
+                                                                          p.get("protocol")))),
                     command=tuple(str(c) for c in _list(c_spec.get("command"))),
                     args=tuple(str(c) for c in _list(c_spec.get("args"))),
                     env=_env(c_spec),
@@ -241,8 +302,8 @@ def pod_from_json(obj: JSONObj, source: SourceRef) -> Pod:
     phase = _str(status.get("phase"))
     conditions = tuple(
         Condition(
-            type=str(c.get("type")),
-            status=str(c.get("status")),
+            type=_str(c.get("type")) or "",
+            status=_str(c.get("status")) or "",
             reason=_str(c.get("reason")),
             message=_str(c.get("message")),
             source=source,
@@ -295,9 +356,10 @@ def _display_status(
 
 
 def node_from_json(obj: JSONObj, source: SourceRef) -> K8sNode:
-    meta = _d(obj, "metadata") or {}
-    spec = _d(obj, "spec") or {}
-    status = _d(obj, "status") or {}
+    """Raises ValueError when the object cannot be read (see the module docstring)."""
+    meta = _section(obj, "metadata")
+    spec = _section(obj, "spec")
+    status = _section(obj, "status")
     addresses = [a for a in _list(status.get("addresses")) if isinstance(a, Mapping)]
     cidrs: list[IPNetwork] = []
     for text in [spec.get("podCIDR"), *_list(spec.get("podCIDRs"))]:
@@ -306,8 +368,8 @@ def node_from_json(obj: JSONObj, source: SourceRef) -> K8sNode:
             cidrs.append(net)
     conditions = tuple(
         Condition(
-            type=str(c.get("type")),
-            status=str(c.get("status")),
+            type=_str(c.get("type")) or "",
+            status=_str(c.get("status")) or "",
             reason=_str(c.get("reason")),
             message=_str(c.get("message")),
             source=source,
@@ -316,14 +378,14 @@ def node_from_json(obj: JSONObj, source: SourceRef) -> K8sNode:
         if isinstance(c, Mapping)
     )
     labels = _strmap(meta.get("labels"))
-    info: Mapping[str, Any] = status["nodeInfo"] if isinstance(status.get("nodeInfo"), Mapping) else {}
+    info = _map(status.get("nodeInfo"))
     ready = next((c for c in conditions if c.type == "Ready"), None)
     node_status = None if ready is None else ("Ready" if ready.is_true else "NotReady")
-    if node_status and spec.get("unschedulable"):
+    if node_status and spec.get("unschedulable") is True:
         node_status += ",SchedulingDisabled"
     hostname = next((_str(a.get("address")) for a in addresses if a.get("type") == "Hostname"), None)
     return K8sNode(
-        name=str(meta.get("name", "")),
+        name=_str(meta.get("name")) or "",
         internal_ips=_ips([a.get("address") for a in addresses if a.get("type") == "InternalIP"]),
         external_ips=_ips([a.get("address") for a in addresses if a.get("type") == "ExternalIP"]),
         hostname=hostname,
@@ -338,33 +400,43 @@ def node_from_json(obj: JSONObj, source: SourceRef) -> K8sNode:
         container_runtime=_str(info.get("containerRuntimeVersion")),
         labels=labels,
         annotations=_strmap(meta.get("annotations")),
-        taints=tuple(
-            f"{t.get('key')}{'=' + str(t['value']) if t.get('value') else ''}:{t.get('effect')}"
-            for t in _list(spec.get("taints"))
-            if isinstance(t, Mapping)
-        ),
+        taints=tuple(_taint(t) for t in _list(spec.get("taints")) if isinstance(t, Mapping)),
         source=source,
     )
 
 
+def _taint(taint: Mapping[str, Any]) -> str:
+    """`key=value:effect` (or `key:effect`), as `kubectl describe node` prints taints."""
+    value = _str(taint.get("value"))
+    return f"{_str(taint.get('key'))}{'=' + value if value else ''}:{_str(taint.get('effect'))}"
+
+
 def service_from_json(obj: JSONObj, source: SourceRef) -> Service:
-    meta = _d(obj, "metadata") or {}
-    spec = _d(obj, "spec") or {}
+    """Raises ValueError when the object cannot be read (see the module docstring): a Service
+    port without a port number would make every rule rebuilt from it wrong."""
+    meta = _section(obj, "metadata")
+    spec = _section(obj, "spec")
+    status = _section(obj, "status")
     cluster_ips = [spec.get("clusterIP"), *_list(spec.get("clusterIPs"))]
-    ports = tuple(
-        ServicePort(
-            port=int(p.get("port", 0)),
-            protocol=str(p.get("protocol", "TCP")),
-            name=_str(p.get("name")),
-            target_port=_str(p.get("targetPort")),
-            node_port=int(p["nodePort"]) if isinstance(p.get("nodePort"), int) else None,
+    ports: list[ServicePort] = []
+    for i, p in enumerate(_list(spec.get("ports"))):
+        if not isinstance(p, Mapping):
+            continue
+        port = _port(p.get("port"))
+        if port is None:
+            raise ValueError(f"spec.ports[{i}].port: expected a port number, got {_show(p.get('port'))}")
+        ports.append(
+            ServicePort(
+                port=port,
+                protocol=_str(p.get("protocol")) or "TCP",
+                name=_str(p.get("name")),
+                target_port=_str(p.get("targetPort")),
+                node_port=_port(p.get("nodePort")),
+            )
         )
-        for p in _list(spec.get("ports"))
-        if isinstance(p, Mapping)
-    )
-    ingress = [i for i in _list(_d(obj, "status", "loadBalancer", "ingress")) if isinstance(i, Mapping)]
-    external = [str(e) for e in _list(spec.get("externalIPs"))]
-    external += [str(i.get("ip") or i.get("hostname")) for i in ingress if i.get("ip") or i.get("hostname")]
+    ingress = [i for i in _list(_d(status, "loadBalancer", "ingress")) if isinstance(i, Mapping)]
+    external = [e for e in (_str(x) for x in _list(spec.get("externalIPs"))) if e]
+    external += [e for e in (_str(i.get("ip")) or _str(i.get("hostname")) for i in ingress) if e]
     selector = spec.get("selector")
     return Service(
         namespace=_str(meta.get("namespace")),
@@ -373,7 +445,7 @@ def service_from_json(obj: JSONObj, source: SourceRef) -> Service:
         cluster_ips=_ips(cluster_ips),
         headless=spec.get("clusterIP") == "None",
         external_ips=tuple(unique(external)),
-        ports=ports,
+        ports=tuple(ports),
         selector=_strmap(selector) if isinstance(selector, Mapping) else {},
         session_affinity=_str(spec.get("sessionAffinity")),
         external_traffic_policy=_str(spec.get("externalTrafficPolicy")),
@@ -386,11 +458,12 @@ def service_from_json(obj: JSONObj, source: SourceRef) -> Service:
 def _target(ref: Any) -> str | None:
     if not isinstance(ref, Mapping):
         return None
-    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+    return f"{_str(ref.get('kind')) or ''}/{_str(ref.get('name')) or ''}"
 
 
 def endpoints_from_json(obj: JSONObj, source: SourceRef) -> Endpoints:
-    meta = _d(obj, "metadata") or {}
+    """Raises ValueError when the object cannot be read (see the module docstring)."""
+    meta = _section(obj, "metadata")
     addresses: list[EndpointAddress] = []
     ports: list[EndpointPort] = []
     for subset in _list(obj.get("subsets")):
@@ -406,17 +479,18 @@ def endpoints_from_json(obj: JSONObj, source: SourceRef) -> Endpoints:
                             node=_str(a.get("nodeName")),
                             target=_target(a.get("targetRef")),
                             hostname=_str(a.get("hostname")),
-                            raw=str(a.get("ip", "")),
+                            raw=_str(a.get("ip")) or "",
                         )
                     )
         for p in _list(subset.get("ports")):
-            if isinstance(p, Mapping) and isinstance(p.get("port"), int):
+            number = _port(p.get("port")) if isinstance(p, Mapping) else None
+            if isinstance(p, Mapping) and number is not None:
                 port = EndpointPort(
-                    port=p["port"], protocol=str(p.get("protocol", "TCP")), name=_str(p.get("name"))
+                    port=number, protocol=_str(p.get("protocol")) or "TCP", name=_str(p.get("name"))
                 )
                 if port not in ports:
                     ports.append(port)
-    name = str(meta.get("name", ""))
+    name = _str(meta.get("name")) or ""
     return Endpoints(
         namespace=_str(meta.get("namespace")),
         name=name,
@@ -429,7 +503,8 @@ def endpoints_from_json(obj: JSONObj, source: SourceRef) -> Endpoints:
 
 
 def endpointslice_from_json(obj: JSONObj, source: SourceRef) -> Endpoints:
-    meta = _d(obj, "metadata") or {}
+    """Raises ValueError when the object cannot be read (see the module docstring)."""
+    meta = _section(obj, "metadata")
     addresses: list[EndpointAddress] = []
     for ep in _list(obj.get("endpoints")):
         if not isinstance(ep, Mapping):
@@ -444,18 +519,18 @@ def endpointslice_from_json(obj: JSONObj, source: SourceRef) -> Endpoints:
                     node=_str(ep.get("nodeName")),
                     target=_target(ep.get("targetRef")),
                     hostname=_str(ep.get("hostname")),
-                    raw=str(addr),
+                    raw=_str(addr) or "",
                 )
             )
     ports = tuple(
-        EndpointPort(port=p["port"], protocol=str(p.get("protocol", "TCP")), name=_str(p.get("name")))
+        EndpointPort(port=number, protocol=_str(p.get("protocol")) or "TCP", name=_str(p.get("name")))
         for p in _list(obj.get("ports"))
-        if isinstance(p, Mapping) and isinstance(p.get("port"), int)
+        if isinstance(p, Mapping) and (number := _port(p.get("port"))) is not None
     )
     labels = _strmap(meta.get("labels"))
     return Endpoints(
         namespace=_str(meta.get("namespace")),
-        name=str(meta.get("name", "")),
+        name=_str(meta.get("name")) or "",
         kind="EndpointSlice",
         service=labels.get("kubernetes.io/service-name"),
         addresses=tuple(addresses),
@@ -466,21 +541,26 @@ def endpointslice_from_json(obj: JSONObj, source: SourceRef) -> Endpoints:
 
 
 def event_from_json(obj: JSONObj, source: SourceRef) -> Event:
-    meta = _d(obj, "metadata") or {}
-    involved = obj.get("involvedObject") or obj.get("regarding") or {}
-    kind = str(_d(involved, "kind") or "").lower()
-    name = _d(involved, "name")
-    count = obj.get("count") or obj.get("deprecatedCount") or _d(obj, "series", "count") or 1
-    src = obj.get("source") or obj.get("deprecatedSource") or {}
-    component = _d(src, "component") or obj.get("reportingComponent") or obj.get("reportingController")
-    host = _d(src, "host") or obj.get("reportingInstance")
+    """Raises ValueError when the object cannot be read (see the module docstring)."""
+    meta = _section(obj, "metadata")
+    # core/v1 Events name `involvedObject`/`source`/`count`, events.k8s.io/v1 `regarding`/
+    # `reportingController`/`series.count`; either may be present.
+    involved = _map(obj.get("involvedObject")) or _map(obj.get("regarding"))
+    kind = (_str(involved.get("kind")) or "").lower()
+    name = _str(involved.get("name"))
+    count = _int(obj.get("count")) or _int(obj.get("deprecatedCount")) or _int(
+        _d(obj, "series", "count")) or 1
+    src = _map(obj.get("source")) or _map(obj.get("deprecatedSource"))
+    component = (_str(src.get("component")) or _str(obj.get("reportingComponent"))
+                 or _str(obj.get("reportingController")))
+    host = _str(src.get("host")) or _str(obj.get("reportingInstance"))
     return Event(
         type=_str(obj.get("type")),
         reason=_str(obj.get("reason")),
-        message=str(obj.get("message") or obj.get("note") or ""),
-        object=f"{kind}/{name}" if kind and name else _str(name),
-        namespace=_str(_d(involved, "namespace") or meta.get("namespace")),
-        count=int(count) if isinstance(count, int) else 1,
+        message=_str(obj.get("message")) or _str(obj.get("note")) or "",
+        object=f"{kind}/{name}" if kind and name else name,
+        namespace=_str(involved.get("namespace")) or _str(meta.get("namespace")),
+        count=count,
         first_seen=_str(
             obj.get("firstTimestamp") or obj.get("deprecatedFirstTimestamp") or obj.get("eventTime")
         ),
@@ -490,23 +570,39 @@ def event_from_json(obj: JSONObj, source: SourceRef) -> Event:
             or _d(obj, "series", "lastObservedTime")
             or obj.get("eventTime")
         ),
-        source_component=_str(component) or None,
-        source_host=_str(host) or None,
+        source_component=component or None,
+        source_host=host or None,
         source=source,
     )
 
 
 def configmap_from_json(obj: JSONObj, source: SourceRef) -> ConfigMap:
-    meta = _d(obj, "metadata") or {}
+    """Raises ValueError when the object cannot be read (see the module docstring)."""
+    meta = _section(obj, "metadata")
     return ConfigMap(
         namespace=_str(meta.get("namespace")),
-        name=str(meta.get("name", "")),
+        name=_str(meta.get("name")) or "",
         data=_strmap(obj.get("data")),
         source=source,
     )
 
 
 # --- documents ------------------------------------------------------------------------------
+
+_Converter = Callable[[JSONObj, SourceRef], ClusterObjects]
+_CONVERTERS: Mapping[str, _Converter] = {
+    "Pod": lambda o, r: ClusterObjects(pods=(pod_from_json(o, r),)),
+    "Node": lambda o, r: ClusterObjects(nodes=(node_from_json(o, r),)),
+    "Service": lambda o, r: ClusterObjects(services=(service_from_json(o, r),)),
+    "Endpoints": lambda o, r: ClusterObjects(endpoints=(endpoints_from_json(o, r),)),
+    "EndpointSlice": lambda o, r: ClusterObjects(endpoints=(endpointslice_from_json(o, r),)),
+    "Event": lambda o, r: ClusterObjects(events=(event_from_json(o, r),)),
+    "ConfigMap": lambda o, r: ClusterObjects(configmaps=(configmap_from_json(o, r),)),
+}
+
+
+def _problem(source: str, line: int, text: str) -> ClusterObjects:
+    return ClusterObjects(problems=(f"{source}:{line}: {text}",))
 
 
 def objects_from_api(
@@ -517,49 +613,76 @@ def objects_from_api(
     line: int = 0,
     list_kind: str | None = None,
 ) -> ClusterObjects:
-    """Model objects from one decoded API object or List (kubectl JSON, sanitized client JSON).
+    """Model objects from one decoded API object or List (kubectl JSON, sanitized client JSON),
+    or from an array of them (`kubectl get -o json | jq .items`, a YAML sequence).
 
-    Kinds netsleuth does not use (Deployments, DaemonSets, ...) are skipped silently; a
-    document that is not an object at all is reported in `problems`.
+    Kinds netsleuth does not use (Deployments, DaemonSets, ...) are skipped silently. Never
+    raises on any decoded JSON/YAML value: a document or List item that is not an object,
+    `items` that is not a list, and an object that cannot be read are each reported in
+    `problems` (`file:line: ...`), and everything else still loads.
     """
+    loc = locator if locator is not None else _Locator("", line)
     if isinstance(obj, list):
         out = ClusterObjects()
         for item in obj:
-            out = out.merge(objects_from_api(item, source, locator=locator, line=line, list_kind=list_kind))
+            out = out.merge(_document(item, source, loc, list_kind))
         return out
+    return _document(obj, source, loc, list_kind)
+
+
+def _document(obj: Any, source: str, loc: _Locator, list_kind: str | None) -> ClusterObjects:
     if not isinstance(obj, Mapping):
-        return ClusterObjects(problems=(f"{source}:{line}: not a Kubernetes object",))
+        return _problem(source, loc.here(),
+                        f"expected a Kubernetes object (a JSON object), got {_show(obj)}")
     kind = infer_kind(obj, list_kind)
-    if "items" in obj and isinstance(obj.get("items"), list) and (kind is None or kind.endswith("List")):
-        return objects_from_api(
-            obj["items"],
-            source,
-            locator=locator,
-            line=line,
-            list_kind=_str(obj.get("kind")) or list_kind,
-        )
+    if "items" in obj and (kind is None or kind.endswith("List")):
+        items = obj["items"]
+        if items is None:  # Go marshals an empty List's nil slice as null
+            return ClusterObjects()
+        if not isinstance(items, list):
+            return _problem(source, loc.here(), "expected 'items' to be a list of Kubernetes "
+                            f"objects, got {_show(items)}")
+        inner_kind = _str(obj.get("kind")) or list_kind
+        out = ClusterObjects()
+        for item in items:
+            # Items are objects, never Lists again: no recursion, so a self-referencing YAML
+            # alias (`&a {items: [*a]}`) cannot loop.
+            if isinstance(item, Mapping):
+                out = out.merge(_object(item, source, loc, infer_kind(item, inner_kind)))
+            else:
+                out = out.merge(_problem(source, loc.here(), "expected a Kubernetes object "
+                                         f"(a JSON object) in 'items', got {_show(item)}"))
+        return out
+    return _object(obj, source, loc, kind)
+
+
+def _object(obj: JSONObj, source: str, loc: _Locator, kind: str | None) -> ClusterObjects:
+    convert = _CONVERTERS.get(kind) if kind is not None else None
     name = _str(_d(obj, "metadata", "name"))
-    ref = SourceRef(source, locator.line_of(name) if locator is not None else line)
-    if kind == "Pod":
-        return ClusterObjects(pods=(pod_from_json(obj, ref),))
-    if kind == "Node":
-        return ClusterObjects(nodes=(node_from_json(obj, ref),))
-    if kind == "Service":
-        return ClusterObjects(services=(service_from_json(obj, ref),))
-    if kind == "Endpoints":
-        return ClusterObjects(endpoints=(endpoints_from_json(obj, ref),))
-    if kind == "EndpointSlice":
-        return ClusterObjects(endpoints=(endpointslice_from_json(obj, ref),))
-    if kind == "Event":
-        return ClusterObjects(events=(event_from_json(obj, ref),))
-    if kind == "ConfigMap":
-        return ClusterObjects(configmaps=(configmap_from_json(obj, ref),))
-    return ClusterObjects()
+    line = loc.line_of(name)
+    if convert is None:
+        return ClusterObjects()
+    try:
+        return convert(obj, SourceRef(source, line))
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        # ValueError is what the converters raise on purpose; the others would be a converter
+        # missing a type check, which must cost one object, not the whole input.
+        return _problem(source, line, f"malformed {kind} {name or '(no name)'}: {exc}")
+
+
+def _decode_error(source: str, text: str, pos: int, first_line: int, what: str) -> ParseError:
+    line_no = first_line + text.count("\n", 0, pos)
+    end = text.find("\n", pos)
+    bad = text[pos : end if end >= 0 else len(text)]
+    return ParseError(source, line_no, bad or text[pos : pos + 80], what)
 
 
 def parse_kube_json(text: str, source: str, first_line: int = 1) -> ClusterObjects:
     """`kubectl get -o json` output, one or several concatenated JSON documents (the stdout form
-    of `kubectl cluster-info dump`, including its pod log sections)."""
+    of `kubectl cluster-info dump`, including its pod log sections).
+
+    Raises ParseError only when the text is not JSON; wrong-shaped or wrong-typed JSON is
+    reported in `problems` (see `objects_from_api`)."""
     text = normalize_spaces(text)
     decoder = json.JSONDecoder()
     out = ClusterObjects()
@@ -601,9 +724,12 @@ def parse_kube_json(text: str, source: str, first_line: int = 1) -> ClusterObjec
         try:
             doc, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            line_no = first_line + text.count("\n", 0, exc.pos)
-            bad = text[exc.pos : text.find("\n", exc.pos) if "\n" in text[exc.pos :] else len(text)]
-            raise ParseError(source, line_no, bad or text[pos : pos + 80], f"JSON ({exc.msg})") from None
+            raise _decode_error(source, text, exc.pos, first_line, f"JSON ({exc.msg})") from None
+        except RecursionError:
+            raise _decode_error(source, text, pos, first_line,
+                                "JSON nested less deeply than Python can decode") from None
+        except ValueError as exc:  # an integer longer than sys.get_int_max_str_digits()
+            raise _decode_error(source, text, pos, first_line, f"JSON ({exc})") from None
         lines_before = first_line + text.count("\n", 0, pos)
         segment = text[pos:end]
         out = out.merge(objects_from_api(doc, source, locator=_Locator(segment, lines_before)))
@@ -615,23 +741,82 @@ def parse_kube_json(text: str, source: str, first_line: int = 1) -> ClusterObjec
 
 
 def parse_kube_yaml(text: str, source: str, first_line: int = 1) -> ClusterObjects:
-    """`kubectl get -o yaml` output (one or several `---` separated documents)."""
+    """`kubectl get -o yaml` output (one or several `---` separated documents).
+
+    Raises ParseError only when the text is not YAML; see `parse_kube_json` for the rest."""
     text = normalize_spaces(text)
+    lines = text.splitlines()
+    docs: list[tuple[Any, int, int]] = []  # (value, start offset, end offset)
+    loader: yaml.SafeLoader | None = None
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        loader = yaml.SafeLoader(text)  # the reader already refuses control characters
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            value = loader.construct_document(node)
+            if value is not None:
+                docs.append((value, node.start_mark.index, node.end_mark.index))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = first_line + (mark.line if mark is not None else 0)
-        lines = text.splitlines()
         bad = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
         raise ParseError(source, line, bad, f"YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise ParseError(source, first_line, text[:80],
+                         "YAML nested less deeply than Python can decode") from None
+    except ValueError as exc:  # an integer longer than sys.get_int_max_str_digits()
+        raise ParseError(source, first_line, text[:80], f"YAML ({exc})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not docs:
         raise ParseError(source, first_line, text[:80], "a YAML document")
-    locator = _Locator(text, first_line, yaml_style=True)
     out = ClusterObjects()
-    for doc in docs:
+    for doc, start, end in docs:
+        where = first_line + text.count("\n", 0, start)
+        locator = _Locator(text[start:end], where, yaml_style=True)
         out = out.merge(objects_from_api(doc, source, locator=locator))
     return out
+
+
+# `kubectl cluster-info dump --output-directory` (clusterinfo_dump.go): nodes.<ext> at the top,
+# these per namespace, and <namespace>/<pod>/logs.txt; <ext> is json or yaml (-o).
+_DUMP_NAMESPACE_FILES = frozenset({
+    "events", "replication-controllers", "services", "daemonsets", "deployments", "replicasets",
+    "pods",
+})
+_DUMP_EXTENSIONS = (".json", ".yaml")
+_STDOUT_HEAD = re.compile(r'"kind"\s*:\s*"NodeList"')
+
+
+def _rel(path: str) -> str:
+    return path.replace("\\", "/").lstrip("./")
+
+
+def looks_like_cluster_info_dump(files: Mapping[str, str]) -> bool:
+    """True when at least one file is laid out as `kubectl cluster-info dump` writes it:
+    `nodes.json|yaml` at the top, `<namespace>/{pods,services,events,...}.json|yaml`,
+    `<namespace>/<pod>/logs.txt` holding `==== START logs ...` sections, or the command's
+    stdout (a NodeList first) saved as a .json file. `files` maps relative path → text.
+
+    A directory of anything else is not a dump and must be refused, not diagnosed as an
+    empty cluster."""
+    for path, text in files.items():
+        parts = _rel(path).split("/")
+        name = parts[-1]
+        stem, dot, ext = name.rpartition(".")
+        if len(parts) == 1 and dot and f".{ext}" in _DUMP_EXTENSIONS and stem == "nodes":
+            return True
+        if len(parts) == 2 and dot and f".{ext}" in _DUMP_EXTENSIONS and stem in _DUMP_NAMESPACE_FILES:
+            return True
+        if len(parts) == 3 and name == "logs.txt" and any(
+            _LOG_START.match(line) for line in text[:65536].splitlines()
+        ):
+            return True
+        if name.endswith(".json") and _STDOUT_HEAD.search(text[:4096]):
+            return True
+    return False
 
 
 def load_cluster_info_dump(files: Mapping[str, str], source_prefix: str = "") -> ClusterObjects:
@@ -639,11 +824,20 @@ def load_cluster_info_dump(files: Mapping[str, str], source_prefix: str = "") ->
 
     `nodes.json`, `<ns>/{pods,services,events,endpoints,...}.json|yaml`, `<ns>/<pod>/logs.txt`.
     Unknown files are ignored; a broken file is reported in `problems` and the rest still read.
+    Raises SnapshotError when nothing looks like a dump (`looks_like_cluster_info_dump`).
     """
+    if not looks_like_cluster_info_dump(files):
+        seen = ", ".join(sorted(_rel(p) for p in files)[:5]) or "no files"
+        more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+        raise SnapshotError(
+            f"{source_prefix.rstrip('/') or 'input'}: nothing here looks like a kubectl "
+            "cluster-info dump (expected nodes.json, <namespace>/pods.json or "
+            f"<namespace>/<pod>/logs.txt; found {seen}{more})"
+        )
     out = ClusterObjects()
     for path in sorted(files):
         text = files[path]
-        rel = path.replace("\\", "/").lstrip("./")
+        rel = _rel(path)
         source = f"{source_prefix}{rel}"
         parts = rel.split("/")
         try:

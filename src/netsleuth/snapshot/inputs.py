@@ -12,6 +12,7 @@ from pathlib import Path
 from netsleuth.collect.bundle import read_bundle
 from netsleuth.diagnose.evidence import Evidence, evidence_from_files, evidence_from_transcript
 from netsleuth.errors import ParseError, SnapshotError
+from netsleuth.parse.kubectl_json import looks_like_cluster_info_dump
 from netsleuth.parse.node_snapshot import KNOWN_FILES
 
 MAX_TEXT = 64 * 1024 * 1024
@@ -44,9 +45,9 @@ def load_evidence(path: Path) -> Evidence:
             return evidence_from_files(files, str(path.parent))
         files = {str(p.relative_to(path)): _text(p) for p in sorted(path.rglob("*"))
                  if p.is_file() and p.suffix in (".json", ".txt", ".log", ".yaml")}
-        if not files:
-            raise SnapshotError(f"{path}: no bundle, node snapshot or cluster-info dump files "
-                                "found (see docs/bundle.md)")
+        if not files or not looks_like_cluster_info_dump(files):
+            raise SnapshotError(f"{path}: neither a bundle, a node snapshot nor a `kubectl "
+                                "cluster-info dump` directory (see docs/bundle.md)")
         return evidence_from_files(files, str(path))
     if tarfile.is_tarfile(path):
         bundle = read_bundle(path)
