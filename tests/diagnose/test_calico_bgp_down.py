@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from netsleuth.datapath.trace_model import Verdict
+from netsleuth.snapshot.inputs import load_evidence
 from tests.diagnose.cnidns import ev_transcript, kinds, out, report, run, shell, transcript
 
 NODES = """NAME            STATUS   ROLES           AGE   VERSION   INTERNAL-IP    EXTERNAL-IP   OS-IMAGE                KERNEL-VERSION                 CONTAINER-RUNTIME
@@ -110,3 +113,53 @@ def test_all_established_is_quiet() -> None:
     text = transcript(shell("k8s-master-01", "kubectl get nodes -o wide", NODES),
                       shell("k8s-node-02", "calicoctl node status", healthy))
     assert run(ev_transcript(text), "D34") == []
+
+
+# -- no Node objects: who the peer is comes from the BIRD routes ------------------------------
+
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "data" / "transcripts"
+
+STATUS_MASTER = """Calico process is running.
+
+IPv4 BGP status
++----------------+-------------------+-------+------------+--------------------------------+
+|  PEER ADDRESS  |     PEER TYPE     | STATE |   SINCE    |              INFO              |
++----------------+-------------------+-------+------------+--------------------------------+
+| 172.16.10.12   | node-to-node mesh | start | 2024-03-01 | Connect                        |
+| 172.16.10.13   | node-to-node mesh | up    | 2024-03-01 | Established                    |
++----------------+-------------------+-------+------------+--------------------------------+
+
+IPv6 BGP status
+No IPv6 peers found.
+"""
+ROUTES_01 = """default via 172.16.10.1 dev eth0 proto static metric 100
+10.233.92.0/24 via 172.16.10.13 dev tunl0 proto bird onlink
+blackhole 10.233.105.0/24 proto bird
+10.233.112.0/24 via 172.16.10.11 dev tunl0 proto bird onlink"""
+ROUTES_02 = """default via 172.16.10.1 dev eth0 proto static metric 100
+blackhole 10.233.92.0/24 proto bird
+10.233.105.0/24 via 172.16.10.12 dev tunl0 proto bird onlink"""
+
+
+def test_session_down_without_node_addresses_is_still_a_cause() -> None:
+    # No `kubectl get nodes`: 172.16.10.12 is k8s-node-01 because k8s-node-02 routes
+    # k8s-node-01's own block (its blackhole) via that address.
+    text = transcript(
+        shell("k8s-master-01", "calicoctl node status", STATUS_MASTER),
+        shell("k8s-node-01", "ip route", ROUTES_01),
+        shell("k8s-node-02", "ip route", ROUTES_02),
+    )
+    causes = [f for f in run(ev_transcript(text), "D34") if f.role == "cause"]
+    assert kinds(causes) == [("bgp-session-down", "k8s-master-01")]
+    f = causes[0]
+    assert "k8s-node-01" in f.title and "172.16.10.12" in f.title
+    assert "bgp-not-established@k8s-master-01" in f.explains
+    assert f.confidence <= 0.6 and f.trace is None
+    assert any("nc -zv" in x.command and "172.16.10.12 179" in x.command for x in f.fix)
+
+
+def test_zh_transcript_root_cause_is_the_bgp_session() -> None:
+    r = report(load_evidence(TRANSCRIPTS / "calico_ipvs_loop_zh.txt"))
+    first = r.causes[0]
+    assert (first.finding.kind, first.finding.node) == ("bgp-session-down", "k8s-master-01")
+    assert "bgp-not-established@k8s-master-01" in {x.key for x in first.explained}

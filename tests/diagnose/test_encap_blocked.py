@@ -4,7 +4,11 @@ iptables-services; Calico IPIP is a known simulator gap: no IP protocol 4)."""
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+from pathlib import Path
+
 from netsleuth.datapath.trace_model import Verdict
+from netsleuth.snapshot.inputs import load_evidence
 from tests.diagnose.cnidns import (
     ev_bundle,
     ev_transcript,
@@ -181,3 +185,41 @@ def test_flannel_firewall_transcript_form() -> None:
     )
     found = run(ev_transcript(text), "D35")
     assert kinds(found) == [("encapsulation-blocked", "kube-node2")]
+
+
+# -- only netfilter decides a block ------------------------------------------------------------
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def test_rp_filter_drop_is_not_a_firewall_block() -> None:
+    # k8s-m1 drops the peer's VXLAN packets in the routing step (rp_filter=1, asymmetric
+    # route): A06's fault. Opening UDP 4789 in INPUT would change nothing.
+    ev = load_evidence(SCENARIOS / "a06-rpfilter-calico" / "bundle")
+    assert run(ev, "D35") == []
+    r = report(ev)
+    assert [c.finding.kind for c in r.causes] == ["rp-filter-drop"]
+
+
+def own_address_bundle(peers: list[tuple[str, str]]) -> dict[str, str]:
+    files = node_files("flannel_firewall", "kube-node2",
+                       only=("ip-addr.txt", "ip-link.txt", "ip-route.txt", "iptables-save.txt"))
+    files["cluster/nodes.json"] = k8s_list("Node", [
+        node_json(n, ip, pod_cidr=f"172.30.{i}.0/24") for i, (n, ip) in enumerate(peers)])
+    return files
+
+
+def test_peer_sharing_the_nodes_own_address_is_skipped() -> None:
+    # A peer whose InternalIP is kube-node2's own address (cloned VMs, a NAT address): a packet
+    # "from" it is a martian to kube-node2, not something its firewall decides.
+    ev = ev_bundle(own_address_bundle([("kube-node1", "10.10.0.12"), ("kube-node2", "10.10.0.12")]))
+    assert run(ev, "D35") == []
+
+
+def test_real_peer_still_reported_next_to_one_with_the_own_address() -> None:
+    ev = ev_bundle(own_address_bundle([("kube-master", "10.10.0.10"), ("kube-node1", "10.10.0.12"),
+                                       ("kube-node2", "10.10.0.12")]))
+    found = run(ev, "D35")
+    assert kinds(found) == [("encapsulation-blocked", "kube-node2")]
+    assert "from 1 peer(s)" in found[0].title
+    assert found[0].trace is not None and found[0].trace.packet.src == ip_address("10.10.0.10")

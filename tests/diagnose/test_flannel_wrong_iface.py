@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from netsleuth.datapath.trace_model import Verdict
+from netsleuth.snapshot.inputs import load_evidence
 from tests.diagnose.cnidns import ev_transcript, kinds, out, report, run, shell, transcript
 
 NODES = """NAME       STATUS   ROLES           AGE   VERSION   INTERNAL-IP     EXTERNAL-IP   OS-IMAGE             KERNEL-VERSION      CONTAINER-RUNTIME
@@ -102,4 +105,55 @@ def test_healthy_flannel_on_the_cluster_nic_is_not_flagged() -> None:
         shell("kube-node1", "ip addr show", out("flannel_firewall", "kube-node1", "ip-addr.txt")),
         shell("kube-node1", "ip route", out("flannel_firewall", "kube-node1", "ip-route.txt")),
     )
+    assert run(ev_transcript(text), "D32") == []
+
+
+# -- one node's flannel log, the others known only by `kubectl get nodes` -------------------------
+
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "data" / "transcripts"
+
+NAT_NODES = """NAME       STATUS   ROLES           AGE   VERSION   INTERNAL-IP   EXTERNAL-IP   OS-IMAGE             KERNEL-VERSION      CONTAINER-RUNTIME
+k8s-cp-1   Ready    control-plane   41m   v1.28.4   10.0.2.15     <none>        Ubuntu 22.04.3 LTS   5.15.0-88-generic   containerd://1.7.2
+k8s-w-1    Ready    <none>          37m   v1.28.4   10.0.2.15     <none>        Ubuntu 22.04.3 LTS   5.15.0-88-generic   containerd://1.7.2
+k8s-w-2    Ready    <none>          36m   v1.28.4   10.0.2.15     <none>        Ubuntu 22.04.3 LTS   5.15.0-88-generic   containerd://1.7.2"""
+
+
+def test_one_flannel_log_and_the_peers_internal_ips_prove_it() -> None:
+    # flanneld on k8s-w-1 auto-detected eth0 10.0.2.15, its own InternalIP; the DaemonSet runs
+    # the same flags everywhere, so every node advertises its InternalIP -- all 10.0.2.15.
+    ev = load_evidence(TRANSCRIPTS / "flannel_vagrant_en.txt")
+    found = run(ev, "D32")
+    assert kinds(found) == [("flannel-wrong-interface", "k8s-w-1")]
+    f = found[0]
+    assert f.trace is not None and f.trace.verdict == Verdict.DELIVERED_LOCAL
+    assert str(f.trace.packet.dst) == "10.0.2.15" and f.trace.packet.dport == 8472
+    # eth1 is w-1's only other NIC: the fix names it without the peers' eth1 addresses.
+    assert f.fix[0].command == "kubectl -n kube-flannel set env daemonset/kube-flannel-ds FLANNELD_IFACE=eth1"
+    assert "Verified by simulation" not in f.fix[0].note
+    assert 0.8 <= f.confidence < 0.95  # the peers' endpoints are assumed from their InternalIPs
+
+
+def test_transcript_root_cause_is_flannel_not_the_node_ip() -> None:
+    r = report(load_evidence(TRANSCRIPTS / "flannel_vagrant_en.txt"))
+    first = r.causes[0]
+    assert (first.finding.kind, first.finding.node) == ("flannel-wrong-interface", "k8s-w-1")
+    assert "conn-error:TIMEOUT@k8s-w-1" in {x.key for x in first.explained}
+    assert "node-ip-wrong" in [c.finding.kind for c in r.causes]
+
+
+def test_healthy_single_log_with_distinct_internal_ips_is_quiet() -> None:
+    # The same single log, but the nodes' InternalIPs are distinct (kubelet --node-ip set and
+    # flannel on the cluster NIC): nothing is shared, nothing loops back.
+    text = transcript(
+        shell("k8s-cp-1", "kubectl get nodes -o wide", NODES, user="vagrant"),
+        shell("k8s-cp-1", "kubectl -n kube-flannel logs kube-flannel-ds-8xk2p | head -9",
+              flannel_log("k8s-w-1").replace("eth0 and address 10.0.2.15", "eth1 and address 192.168.60.11")
+              .replace("address (10.0.2.15)", "address (192.168.60.11)"), user="vagrant"),
+    )
+    assert run(ev_transcript(text), "D32") == []
+
+
+def test_peers_internal_ips_alone_are_no_evidence_of_flannel() -> None:
+    # Same InternalIPs but no flannel log or annotation: that is A02's finding, not D32's.
+    text = transcript(shell("k8s-cp-1", "kubectl get nodes -o wide", NAT_NODES, user="vagrant"))
     assert run(ev_transcript(text), "D32") == []

@@ -18,7 +18,9 @@ def test_forwarded_pod_traffic_ends_at_ufws_policy() -> None:
     assert any("[UFW BLOCK] IN=cnio0" in t for t in texts)  # the kernel log corroborates
     assert any(t.startswith("Default: deny (incoming), allow (outgoing), deny (routed)")
                for t in texts)
-    assert f.confidence >= 0.9
+    # No pod list: the traced pod address is assumed, but the kernel's [UFW BLOCK] lines show
+    # real pod packets dying there, so the cap for assumed addresses is the corroborated one.
+    assert f.confidence >= 0.85
 
 
 def test_fixes_are_ufw_commands_verified_by_simulation() -> None:

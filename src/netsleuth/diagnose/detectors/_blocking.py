@@ -150,3 +150,19 @@ def assumptions(hits: Iterable[Blocked]) -> str:
 
 def assumed_any(hits: Iterable[Blocked]) -> bool:
     return any(b.flow.assumed for b in hits)
+
+
+# The most a block proven only for assumed pod addresses may claim: the trace proves what the
+# node's rules do to its pod subnet, not that a pod anyone runs is behind it. Counters or
+# kernel log lines of the deciding rule show real packets dying there, and lift the cap.
+ASSUMED_CAP = 0.75
+CORROBORATED_CAP = 0.85
+
+
+def capped(confidence: float, hits: Iterable[Blocked], *, corroborated: bool = False) -> float:
+    """`confidence`, capped when every blocked pod flow used an assumed pod address (NodePort
+    flows assume only the outside client, and do not count)."""
+    pod = [b for b in hits if b.flow.kind != "nodeport"]
+    if pod and all(b.flow.assumed for b in pod):
+        return min(confidence, CORROBORATED_CAP if corroborated else ASSUMED_CAP)
+    return confidence

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 
 from netsleuth.datapath.trace_model import Outcome, Trace, Verdict
+from netsleuth.diagnose.detectors._common import datapath
 from netsleuth.diagnose.detectors._paths import (
     Flow,
     ServiceTarget,
-    datapath,
     local_pods,
     route_dev,
     service_endpoints,

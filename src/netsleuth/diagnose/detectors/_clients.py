@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netsleuth.diagnose.detectors._cluster import exec_pod, exec_pod_object
 from netsleuth.diagnose.detectors._common import line, node_key
 from netsleuth.diagnose.detectors._host_evidence import numbered
 from netsleuth.diagnose.evidence import Evidence, RawOutput, log_node
@@ -103,21 +104,11 @@ def service_of_name(ev: Evidence, name: str, namespace: str | None) -> Service |
     return None
 
 
-def _pod_node(ev: Evidence, pod: str | None) -> str | None:
-    if not pod:
-        return None
-    ns, _, name = pod.partition("/")
-    return ev.pod_node(ns or None, name or ns)
-
-
 def _pod_ip(ev: Evidence, pod: str | None) -> IPAddress | None:
-    if not pod:
+    p = exec_pod_object(ev, pod)
+    if p is None or not p.ips or p.host_network:
         return None
-    ns, _, name = pod.partition("/")
-    for p in ev.objects.pods:
-        if p.name == name and p.namespace in (ns, None) and p.ips and not p.host_network:
-            return p.ips[0]
-    return None
+    return p.ips[0]
 
 
 def client_errors(ev: Evidence) -> list[ClientError]:
@@ -126,7 +117,7 @@ def client_errors(ev: Evidence) -> list[ClientError]:
         err = ln.net_error
         if err is None:
             continue
-        src_ip = _pod_ip(ev, f"{ln.namespace}/{ln.pod}") if ln.pod else None
+        src_ip = _pod_ip(ev, f"{ln.namespace or ''}/{ln.pod}") if ln.pod else None
         if src_ip is None and err.src:
             src_ip = parse_ip(split_hostport(err.src)[0])
         out.append(ClientError(log_node(ev, ln), ln.pod, err.errno, err.dst_ip, err.dst_port,
@@ -137,7 +128,7 @@ def client_errors(ev: Evidence) -> list[ClientError]:
             continue
         host, port = _target(argv)
         pod = raw.pod
-        node = _pod_node(ev, pod) if pod else ev.node_for(raw.host)
+        node = exec_pod(ev, pod)[0] if pod else ev.node_for(raw.host)
         src_ip = _pod_ip(ev, pod)
         for ref, text in numbered(raw):
             err = extract_net_error(text)

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
 from netsleuth.datapath.trace_model import Trace, Verdict
-from netsleuth.diagnose.detectors._common import _datapath, is_service_ip, node_key
+from netsleuth.diagnose.detectors._cluster import POD_IFACE, exec_pod, node_ips
+from netsleuth.diagnose.detectors._common import datapath, is_service_ip, node_key
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence, RawOutput, log_node
 from netsleuth.diagnose.findings import EvidenceLine
-from netsleuth.model.k8s import Event, K8sNode, LogLine, Pod, parse_ip
+from netsleuth.model.k8s import Event, LogLine, parse_ip
 from netsleuth.model.net import Address, IPAddress, IPNetwork, Route, RouteType
 from netsleuth.model.node import NodeState
 from netsleuth.model.source import SourceRef
@@ -38,8 +39,6 @@ VXLAN_DEFAULT_PORT = {"flannel": 8472, "cilium": 8472, "calico": 4789, "canal": 
 TUNNEL_NAME = re.compile(r"^(flannel\.\d+|flannel-wg|vxlan\.calico|vxlan-v6\.calico|tunl0|"
                          r"cilium_vxlan|cilium_geneve|weave|vxlan_sys_\d+|genev_sys_\d+|"
                          r"antrea-gw0|antrea-tun0|wireguard\.cali|cilium_wg0|kube-ipvs0)$")
-POD_IFACE = re.compile(r"^(cali[0-9a-f]{11}|veth[0-9a-f]{8}|lxc[0-9a-f]{4,}|vethwe|cni0|cbr0|"
-                       r"weave|cilium_host|azv[0-9a-f]+|eni[0-9a-f]+|antrea-gw0|kube-bridge)")
 
 
 # -- raw outputs -----------------------------------------------------------------------------
@@ -84,63 +83,19 @@ def ev_line(source: SourceRef | None, text: str) -> EvidenceLine:
 
 
 def host_of_exec(raw: RawOutput, ev: Evidence) -> tuple[str | None, str | None]:
-    """(node, pod) a command ran in: `kubectl exec POD -- ...` / `kubectl run ... --` runs in a
-    pod (its node from the pod list), anything else on the prompt's host."""
+    """(node, pod) a command ran in: a `kubectl exec` output carries its pod (`RawOutput.pod`)
+    and runs on that pod's node; `kubectl run ... -- CMD` runs in the pod it creates; anything
+    else ran on the prompt's host."""
     if raw.pod:
-        ns, _, name = raw.pod.rpartition("/")
-        return ev.pod_node(ns or None, name), name
+        return exec_pod(ev, raw.pod)
     if raw.command:
-        cmd = parse_command(raw.command)
-        call = cmd.kubectl
-        if call is not None and call.verb in ("exec", "run") and call.names:
-            name = call.names[0]
-            node = ev.pod_node(call.namespace, name)
-            return node, name
+        call = parse_command(raw.command).kubectl
+        if call is not None and call.verb == "run" and call.names:
+            return exec_pod(ev, f"{call.namespace or ''}/{call.names[0]}")
     return ev.node_for(raw.host), None
 
 
 # -- cluster nodes -----------------------------------------------------------------------------
-
-
-def k8s_nodes(ev: Evidence) -> dict[str, K8sNode]:
-    """Node objects by name; several views of one node (get -o wide, describe, JSON) merged,
-    each field from the first view that shows it."""
-    out: dict[str, K8sNode] = {}
-    for n in ev.objects.nodes:
-        name = ev.node_for(n.name) or n.name
-        old = out.get(name)
-        if old is None:
-            out[name] = n
-            continue
-        out[name] = K8sNode(
-            name=name,
-            internal_ips=old.internal_ips or n.internal_ips,
-            external_ips=old.external_ips or n.external_ips,
-            hostname=old.hostname or n.hostname,
-            conditions=old.conditions or n.conditions,
-            pod_cidrs=old.pod_cidrs or n.pod_cidrs,
-            roles=old.roles or n.roles,
-            status=old.status or n.status,
-            kubelet_version=old.kubelet_version or n.kubelet_version,
-            kube_proxy_version=old.kube_proxy_version or n.kube_proxy_version,
-            os_image=old.os_image or n.os_image,
-            kernel_version=old.kernel_version or n.kernel_version,
-            container_runtime=old.container_runtime or n.container_runtime,
-            labels={**n.labels, **old.labels},
-            annotations={**n.annotations, **old.annotations},
-            taints=old.taints or n.taints,
-            events=old.events + n.events,
-            source=old.source,
-        )
-    return out
-
-
-def node_ips(ev: Evidence, name: str) -> tuple[IPAddress, ...]:
-    ips = list(ev.facts.node_ips.get(name, ()))
-    node = ev.nodes.get(name)
-    if node is not None:
-        ips.extend(ip for ip in node.ips if ip not in ips)
-    return tuple(ips)
 
 
 def node_of_ip(ev: Evidence, ip: IPAddress | None) -> str | None:
@@ -171,19 +126,6 @@ def cluster_address(ev: Evidence, node: NodeEvidence) -> Address | None:
         if addr.network.prefixlen < addr.network.max_prefixlen and any(
                 p in addr.network for p in peers if p.version == addr.ip.version):
             return addr
-    return None
-
-
-def pods_on_node(ev: Evidence, node: str) -> list[Pod]:
-    return [p for p in ev.objects.pods if p.node and ev.node_for(p.node) == node]
-
-
-def pod_by_ip(ev: Evidence, ip: IPAddress | None) -> Pod | None:
-    if ip is None:
-        return None
-    for p in ev.objects.pods:
-        if ip in p.ips and p.host_network is not True:
-            return p
     return None
 
 
@@ -521,7 +463,7 @@ def fdb_entries(ev: Evidence, node: str) -> list[FdbEntry]:
 
 def route_to(state: NodeState, dst: IPAddress) -> Route | None:
     """The route a locally generated packet to `dst` takes (None when unroutable)."""
-    result = _datapath(state).fibs[dst.version].lookup(dst, iif="lo")
+    result = datapath(state).fibs[dst.version].lookup(dst, iif="lo")
     return result.route if result.ok else None
 
 
@@ -541,16 +483,16 @@ def trace_from_pod(node: NodeEvidence, pod_ip: IPAddress, dst: IPAddress, dport:
     iif = pod_iface(node.state, pod_ip)
     if iif is None:
         return None
-    return _datapath(node.state).trace(dst=dst, dport=dport, proto=proto, src=pod_ip, iif=iif)
+    return datapath(node.state).trace(dst=dst, dport=dport, proto=proto, src=pod_ip, iif=iif)
 
 
 def trace_received(state: NodeState, *, src: IPAddress, dst: IPAddress, dport: int | None,
                    proto: str, iif: str) -> Trace:
-    return _datapath(state).trace(dst=dst, dport=dport, proto=proto, src=src, iif=iif)
+    return datapath(state).trace(dst=dst, dport=dport, proto=proto, src=src, iif=iif)
 
 
 def trace_local(state: NodeState, dst: IPAddress, dport: int | None, proto: str) -> Trace:
-    return _datapath(state).trace(dst=dst, dport=dport, proto=proto)
+    return datapath(state).trace(dst=dst, dport=dport, proto=proto)
 
 
 def passes(trace: Trace) -> bool:

@@ -80,6 +80,11 @@ def _datapath(state: NodeState) -> NodeDatapath:
     return hit[1]
 
 
+def datapath(state: NodeState) -> NodeDatapath:
+    """The node state's compiled datapath, shared by every detector (one per node state)."""
+    return _datapath(state)
+
+
 def trace_from_host(node: NodeEvidence | NodeState, dst: IPAddress, port: int | None,
                     proto: str = "tcp") -> Trace:
     state = node.state if isinstance(node, NodeEvidence) else node

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from netsleuth.diagnose.detectors._cluster import pod_by_ip
 from netsleuth.diagnose.detectors._common import line
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence, RawOutput, log_node
 from netsleuth.diagnose.findings import EvidenceLine
@@ -98,13 +99,6 @@ def raw_node(ev: Evidence, raw: RawOutput) -> str | None:
 def sysctl(node: NodeEvidence, key: str) -> str | None:
     value = node.state.sysctls.get(key)
     return value.strip() if value is not None else None
-
-
-def sysctl_line(node: NodeEvidence, key: str) -> EvidenceLine:
-    """The `key = value` line the value was read from."""
-    sysctls = node.state.sysctls
-    ref = sysctls.ref(key) if hasattr(sysctls, "ref") else SourceRef(sysctls.source.file, 0)
-    return line(ref, f"{key} = {sysctls.get(key)}")
 
 
 CANNOT_STAT = re.compile(r"sysctl: cannot stat /proc/sys/(?P<path>\S+): No such file or directory")
@@ -363,17 +357,9 @@ def first_lines(found: Iterable[LogLine], n: int = 3) -> list[EvidenceLine]:
 # -- pods and nodes --------------------------------------------------------------------------
 
 
-def pod_by_ip(ev: Evidence, ip: IPAddress) -> Pod | None:
-    for pod in ev.objects.pods:
-        if ip in pod.ips and pod.host_network is not True:
-            return pod
-    for pod in ev.objects.pods:
-        if ip in pod.ips:
-            return pod
-    return None
-
-
 def node_of_pod_ip(ev: Evidence, ip: IPAddress) -> str | None:
+    """The node a pod address is on: its pod, an endpoint naming its node, or (a hostNetwork
+    pod's address) the node that has it."""
     pod = pod_by_ip(ev, ip)
     if pod is not None and pod.node:
         return ev.node_for(pod.node)
@@ -381,6 +367,9 @@ def node_of_pod_ip(ev: Evidence, ip: IPAddress) -> str | None:
         for addr in eps.addresses:
             if addr.ip == ip and addr.node:
                 return ev.node_for(addr.node)
+    for p in ev.objects.pods:
+        if ip in p.ips and p.node:
+            return ev.node_for(p.node)
     return None
 
 

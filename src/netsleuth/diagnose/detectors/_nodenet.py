@@ -13,14 +13,17 @@ from dataclasses import dataclass, replace
 from ipaddress import ip_address
 
 from netsleuth.datapath.fib import Fib, table_name
-from netsleuth.datapath.trace import NodeDatapath
 from netsleuth.datapath.trace_model import Outcome, Trace, Verdict
 from netsleuth.diagnose.detectors._clients import client_errors
-from netsleuth.diagnose.detectors._common import cni_agent, is_service_ip, line, node_key
+from netsleuth.diagnose.detectors._cluster import (
+    node_ips,
+    pod_cidr_facts,
+    pods_on_node,
+    route_text,
+)
+from netsleuth.diagnose.detectors._common import cni_agent, datapath, is_service_ip, line, node_key
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence, log_node
 from netsleuth.diagnose.findings import EvidenceLine
-from netsleuth.errors import NetsleuthError
-from netsleuth.model.k8s import K8sNode, Pod
 from netsleuth.model.net import (
     TABLE_MAIN,
     Address,
@@ -34,7 +37,6 @@ from netsleuth.model.net import (
 )
 from netsleuth.model.node import NodeState
 from netsleuth.model.source import SourceRef
-from netsleuth.parse.iproute2 import format_route, parse_ip_route
 
 # Devices a CNI plugin (or kube-proxy, or the container runtime) creates: their addresses and
 # routes are the cluster's own plumbing, not the node's LAN.
@@ -85,29 +87,6 @@ def host_addresses(state: NodeState) -> list[Address]:
             and not a.ip.is_loopback and not a.ip.is_link_local]
 
 
-def node_ips(ev: Evidence, node: str) -> list[IPAddress]:
-    """The addresses the cluster knows a node by (InternalIP, --node-ip, hostNetwork pods),
-    best first."""
-    out: list[IPAddress] = []
-    for k in ev.objects.nodes:
-        if ev.node_for(k.name) == node:
-            out.extend(ip for ip in k.internal_ips if ip not in out)
-    for ip in ev.facts.node_ips.get(node, ()):
-        if ip not in out:
-            out.append(ip)
-    return out
-
-
-def k8s_nodes(ev: Evidence) -> dict[str, K8sNode]:
-    """Node objects by name (the last listing of a node wins: `describe` after `get`)."""
-    out: dict[str, K8sNode] = {}
-    for k in ev.objects.nodes:
-        old = out.get(k.name)
-        if old is None or (k.internal_ips or not old.internal_ips):
-            out[k.name] = k
-    return out
-
-
 def peer_ips(ev: Evidence, node: str) -> dict[IPAddress, str]:
     """Addresses of the other nodes (InternalIPs, and host addresses from their state)."""
     out: dict[IPAddress, str] = {}
@@ -149,28 +128,11 @@ def default_routes(state: NodeState) -> list[Route]:
             and r.type == RouteType.UNICAST and r.dst.version == 4]
 
 
-def pod_cidrs(ev: Evidence) -> list[tuple[IPNetwork, str, SourceRef | None]]:
-    """Cluster pod ranges: (network, how it is known, where), cluster-wide ones first."""
-    out: list[tuple[IPNetwork, str, SourceRef | None]] = []
-    for fact in ev.facts.pod_cidrs:
-        out.append((fact.value, fact.how, fact.sources[0] if fact.sources else None))
-    return out
-
-
 def service_cidr_facts(ev: Evidence) -> list[tuple[IPNetwork, str, SourceRef | None]]:
     return [(f.value, f.how, f.sources[0] if f.sources else None) for f in ev.facts.service_cidrs]
 
 
-def pods_on_node(ev: Evidence, node: str) -> list[Pod]:
-    return [p for p in ev.objects.pods if p.node and ev.node_for(p.node) == node]
-
-
 # -- sysctls -----------------------------------------------------------------------------------
-
-
-def sysctl_line(sysctls: Sysctls, key: str) -> EvidenceLine:
-    value = sysctls.get(key)
-    return line(sysctls.ref(key), f"{key} = {value}")
 
 
 def conf(sysctls: Sysctls, dev: str, key: str) -> int | None:
@@ -194,35 +156,10 @@ def with_sysctls(state: NodeState, changes: dict[str, str], why: str) -> NodeSta
 
 # -- tracing -----------------------------------------------------------------------------------
 
-_DP: dict[int, tuple[NodeState, NodeDatapath]] = {}
-
-
-def datapath(state: NodeState) -> NodeDatapath:
-    """One compiled datapath per node state (traced many times by several detectors)."""
-    hit = _DP.get(id(state))
-    if hit is None or hit[0] is not state:
-        if len(_DP) > 64:
-            _DP.clear()
-        hit = (state, NodeDatapath(state))
-        _DP[id(state)] = hit
-    return hit[1]
-
-
 def trace(state: NodeState | NodeEvidence, dst: IPAddress, dport: int | None = None, *,
           proto: str = "tcp", src: IPAddress | None = None, iif: str | None = None) -> Trace:
     st = state.state if isinstance(state, NodeEvidence) else state
     return datapath(st).trace(dst=dst, dport=dport, proto=proto, src=src, iif=iif)
-
-
-def route_text(text: str) -> str:
-    """A route as `ip route` prints it, also when the evidence was `ip -j` JSON."""
-    if not text.startswith("{"):
-        return text
-    try:
-        routes = parse_ip_route(f"[{text}]", "<evidence>")
-    except NetsleuthError:
-        return text
-    return format_route(routes[0]) if routes else text
 
 
 def rule_text(rule: PolicyRule) -> str:
@@ -500,7 +437,7 @@ def remote_pod_targets(ev: Evidence, node: NodeEvidence) -> list[tuple[IPAddress
     if out:
         return out[:4]
     peers = peer_ips(ev, node.name)
-    cidrs = [c for c, _, _ in pod_cidrs(ev)]
+    cidrs = [c for c, _, _ in pod_cidr_facts(ev)]
     for r in state.routes:
         if r.table != TABLE_MAIN or r.type != RouteType.UNICAST or r.dst.version != 4:
             continue

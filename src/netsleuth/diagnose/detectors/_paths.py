@@ -8,8 +8,10 @@ through the simulator, and `blocked` says which step of the trace stopped it.
 
 Which interface a packet arrives on is taken from the node's own routes: the route back to
 the packet's source (the kernel's reverse-path view; a pod's packets come in on the device of
-the route to that pod). Pod addresses come from the Pod objects; when none are known, an
-address inside a pod subnet the node routes is used and the flow says it was assumed.
+the route to that pod). Pod addresses come from the Pod objects, else from the node's per-pod
+routes (`POD_IP dev caliXXXX`: a pod with that address is plugged in there); only when neither
+shows one is an address picked inside a pod subnet the node routes directly onto a pod bridge,
+and the flow says it was assumed.
 """
 
 from __future__ import annotations
@@ -20,9 +22,17 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from netsleuth.datapath.hooks import Hook
-from netsleuth.datapath.trace import NodeDatapath
 from netsleuth.datapath.trace_model import Outcome, Step, Trace, Verdict
-from netsleuth.diagnose.evidence import Evidence, NodeEvidence, pods_on
+from netsleuth.diagnose.detectors._cluster import (
+    POD_BRIDGE,
+    POD_IFACE,
+    VETH_IFACE,
+    pod_cidrs,
+    pods_on_node,
+    route_text,
+)
+from netsleuth.diagnose.detectors._common import datapath
+from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.model.k8s import ClusterFacts, Pod
 from netsleuth.model.net import (
     TABLE_MAIN,
@@ -35,25 +45,11 @@ from netsleuth.model.net import (
 from netsleuth.model.netfilter import Rule, Ruleset
 from netsleuth.model.node import NodeState
 
-POD_IFACE = re.compile(r"^(cni\d*|cnio\d*|cbr\d*|docker\d*|cali[0-9a-f]+|lxc\w+|veth\w+|weave|"
-                       r"kube-bridge|azv\w+|eni\w+|gke\w+|tap\w+|vnet\d+|bond\w*)$")
 OVERLAY_IFACE = re.compile(r"^(flannel\.\d+|flannel-wg|vxlan\.calico|vxlan-v6\.calico|tunl\d+|"
                            r"cilium_vxlan|cilium_geneve|weave|wireguard\.cali|antrea-gw0|"
                            r"genev_sys_\d+|kube-ipvs0|nodelocaldns)$")
 HOOKS = {h.value for h in Hook}
-
-_DATAPATHS: dict[int, tuple[NodeState, NodeDatapath]] = {}
-
-
-def datapath(state: NodeState) -> NodeDatapath:
-    """One compiled datapath per node state."""
-    hit = _DATAPATHS.get(id(state))
-    if hit is None or hit[0] is not state:
-        if len(_DATAPATHS) > 64:
-            _DATAPATHS.clear()
-        hit = (state, NodeDatapath(state))
-        _DATAPATHS[id(state)] = hit
-    return hit[1]
+NETFILTER_TABLES = frozenset({"raw", "mangle", "filter", "security", "nat"})
 
 
 def real_rules(node: NodeEvidence) -> bool:
@@ -110,12 +106,6 @@ def _k8s_pod_cidrs(ev: Evidence, node: str) -> list[IPNetwork]:
     return []
 
 
-def pod_cidrs(ev: Evidence) -> list[IPNetwork]:
-    """The cluster's pod range(s) as far as known (kube-proxy/controller flags, node podCIDRs,
-    CNI pool); the first fact is the cluster-wide one when a flag states it."""
-    return [f.value for f in ev.facts.pod_cidrs]
-
-
 def _in_any(ip: IPAddress, nets: Iterable[IPNetwork]) -> bool:
     return any(ip.version == n.version and ip in n for n in nets)
 
@@ -131,55 +121,91 @@ def _assumed_host(net: IPNetwork, avoid: set[IPAddress]) -> IPAddress | None:
     return None
 
 
+def pod_route(node: NodeEvidence, ip: IPAddress) -> Route | None:
+    """The route to `ip` when a pod with that address could be plugged into this node: a
+    directly connected route (no gateway) on a pod interface or bridge. A route out of a NIC or
+    a tunnel, or via a gateway, leads away from the node: no local pod sits behind it."""
+    result = datapath(node.state).fibs[ip.version].lookup(ip, iif="lo")
+    r = result.route
+    if not result.ok or r is None or r.type != RouteType.UNICAST or r.gateway is not None:
+        return None
+    return r if r.dev is not None and POD_IFACE.match(r.dev) else None
+
+
 def local_pods(ev: Evidence, node: NodeEvidence, limit: int = 2) -> list[tuple[IPAddress, Pod | None, str]]:
-    """(address, pod, assumption) of pods on `node` with a pod-network address."""
+    """(address, pod, assumption) of pods on `node` with a pod-network address: the Pod
+    objects', else the addresses of the node's per-pod routes (seen: the assumption is ""),
+    else one address picked in the node's pod subnet (assumed, and said so)."""
     own = {a.ip for a in node.state.addresses}
     out: list[tuple[IPAddress, Pod | None, str]] = []
     node_addrs = {ip for ips in ev.facts.node_ips.values() for ip in ips}
-    for pod in pods_on(ev, node.name):
+    for pod in pods_on_node(ev, node.name):
         if pod.host_network or not pod.ips:
             continue
         ip = pod.ips[0]
         if ip in own or ip.version != 4 or ip in node_addrs or ev.node_of_ip(ip) is not None:
             continue
-        if route_dev(node, ip) is None:
+        if pod_route(node, ip) is None:
             continue
         out.append((ip, pod, ""))
         if len(out) >= limit:
             return out
     if out:
         return out
-    for net in _local_pod_subnets(ev, node):
+    for net, route in _local_pod_routes(ev, node):
+        if net.prefixlen == net.max_prefixlen:
+            ip = net.network_address
+            if ip not in own and ip not in node_addrs and ev.node_of_ip(ip) is None:
+                out.append((ip, None, ""))
+                if len(out) >= limit:
+                    return out
+            continue
+        if out:
+            break  # addresses the node routes to one pod each beat picked ones
         cand = _assumed_host(net, own)
         if cand is not None:
-            out.append((cand, None, f"a pod address in {net} (the node's pod subnet) was "
-                                    f"assumed: {cand}"))
+            out.append((cand, None, f"a pod address in {net} (the node's pod subnet, "
+                                    f"`{route_text(route)}`) was assumed: {cand}"))
             break
     return out
 
 
 def _local_pod_subnets(ev: Evidence, node: NodeEvidence) -> list[IPNetwork]:
+    return [net for net, _ in _local_pod_routes(ev, node)]
+
+
+def _local_pod_routes(ev: Evidence, node: NodeEvidence) -> list[tuple[IPNetwork, Route]]:
+    """The node's own pod addresses and subnets with the route that shows each, as its main
+    table holds them: per-pod host routes on veth-like devices first (Calico/Cilium/routed
+    CNIs install `POD_IP dev caliXXXX scope link` only while a pod with that address is
+    plugged in), then directly connected subnets on a pod bridge (`10.244.1.0/24 dev cni0`),
+    the Node's podCIDR first among them. A podCIDR the node routes elsewhere (the default
+    route's NIC, a gateway) is not where its pods are: Calico's IPAM, for one, ignores it."""
     cidrs = pod_cidrs(ev)
-    nets: list[IPNetwork] = []
+    hosts: list[tuple[IPNetwork, Route]] = []
+    subnets: list[tuple[IPNetwork, Route]] = []
     for net in _k8s_pod_cidrs(ev, node.name):
-        dev = route_dev(node, net.network_address + 1)
-        if dev is not None and not OVERLAY_IFACE.match(dev):
-            nets.append(net)
+        if net.version != 4 or net.prefixlen == net.max_prefixlen:
+            continue
+        r = pod_route(node, net.network_address + 1)
+        if r is not None and r.dst.prefixlen <= net.prefixlen and POD_BRIDGE.match(r.dev or ""):
+            subnets.append((net, r))
     for r in node.state.routes:
         if r.table != TABLE_MAIN or r.type != RouteType.UNICAST or r.dev is None:
             continue
-        if r.dst.version != 4 or r.dst.prefixlen < 8:
+        if r.dst.version != 4 or r.dst.prefixlen < 8 or r.gateway is not None:
             continue
-        if r.gateway is not None or not POD_IFACE.match(r.dev) or r.dst.prefixlen == 0:
-            continue
-        if r.dev.startswith("docker"):
+        if not POD_IFACE.match(r.dev):
             continue
         if cidrs and not any(r.dst.subnet_of(c) for c in cidrs if
                              c.version == r.dst.version):
             continue
-        if r.dst not in nets:
-            nets.append(r.dst)
-    return nets
+        if r.dst.prefixlen == r.dst.max_prefixlen:
+            if VETH_IFACE.match(r.dev) and all(r.dst != n for n, _ in hosts):
+                hosts.append((r.dst, r))
+        elif POD_BRIDGE.match(r.dev) and all(r.dst != n for n, _ in subnets):
+            subnets.append((r.dst, r))
+    return hosts + subnets
 
 
 def _supernets(nets: list[IPNetwork]) -> list[IPNetwork]:
@@ -244,18 +270,6 @@ def remote_pods(ev: Evidence, node: NodeEvidence, limit: int = 2
         if len(out) >= limit:
             break
     return out
-
-
-def route_text(r: Route) -> str:
-    """A route as `ip route` prints it (whatever form it was read from)."""
-    parts = [str(r.dst) if r.dst.prefixlen else "default"]
-    if r.gateway is not None:
-        parts.append(f"via {r.gateway}")
-    if r.dev:
-        parts.append(f"dev {r.dev}")
-    if r.nexthops and r.nexthops[0].onlink:
-        parts.append("onlink")
-    return " ".join(parts)
 
 
 # -- Services as kube-proxy programs them --------------------------------------------------
@@ -423,7 +437,8 @@ def node_ip(ev: Evidence, node: NodeEvidence) -> tuple[IPAddress, str] | None:
     for a in node.state.addresses:
         if a.ip.version != 4 or a.ifname == "lo" or a.ip.is_loopback:
             continue
-        if POD_IFACE.match(a.ifname) or OVERLAY_IFACE.match(a.ifname) or a.network.prefixlen == 32:
+        if POD_IFACE.match(a.ifname) or OVERLAY_IFACE.match(a.ifname) or a.network.prefixlen == 32 \
+                or a.ifname.startswith("docker"):
             continue
         return a.ip, a.ifname
     return None
@@ -544,10 +559,13 @@ def blocked(flow: Flow, trace: Trace) -> Blocked | None:
 
 
 def deciding_step(outcome: Outcome) -> Step | None:
-    """The netfilter step that ended the packet: the first DROP/REJECT verdict (steps after it
-    follow the ICMP error or RST the node sends back)."""
+    """The netfilter step that ended the packet: the first DROP/REJECT verdict of a rule or a
+    chain policy (steps after it follow the ICMP error or RST the node sends back). Drops the
+    kernel makes outside the rule tables (rp_filter, a martian source, conntrack's INVALID
+    handling, a failed route lookup) have no deciding step: no firewall rule change fixes
+    them."""
     for s in outcome.steps:
-        if s.hook not in HOOKS:
+        if s.hook not in HOOKS or s.table not in NETFILTER_TABLES:
             continue
         if s.rule in ("policy DROP",) or s.action.startswith(("DROP", "REJECT")):
             return s

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import k8s_nodes, node_ips
 from netsleuth.diagnose.detectors._common import cni_agent, kubernetes_target, line
 from netsleuth.diagnose.detectors._nodenet import (
     TIMEOUTS,
@@ -30,8 +31,6 @@ from netsleuth.diagnose.detectors._nodenet import (
     host_addresses,
     interface_of,
     iter_nodes,
-    k8s_nodes,
-    node_ips,
     outcome_summary,
     passes,
     route_step_text,

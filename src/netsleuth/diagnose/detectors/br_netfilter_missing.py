@@ -23,7 +23,8 @@ import re
 from collections.abc import Iterator
 
 from netsleuth.diagnose.detectors._bridge import BridgePath, bridges, same_bridge_paths
-from netsleuth.diagnose.detectors._common import line
+from netsleuth.diagnose.detectors._cluster import sysctl_line
+from netsleuth.diagnose.detectors._common import datapath, line
 from netsleuth.diagnose.detectors._host_evidence import (
     full_sysctl_dump,
     kernel_lines,
@@ -31,9 +32,7 @@ from netsleuth.diagnose.detectors._host_evidence import (
     lsmod_grep_empty,
     missing_sysctl_lines,
     sysctl,
-    sysctl_line,
 )
-from netsleuth.diagnose.detectors._paths import datapath
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector

@@ -23,17 +23,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import POD_IFACE, k8s_nodes, node_ips
 from netsleuth.diagnose.detectors._cni_dns import (
-    POD_IFACE,
     TUNNEL_NAME,
     cluster_address,
     deciding_step_lines,
     ev_line,
     find_line,
-    k8s_nodes,
     links_of,
     matching_logs,
-    node_ips,
     trace_local,
     trace_summary,
 )
@@ -158,7 +156,7 @@ def calico_autodetect(ev: Evidence) -> Iterator[Finding]:
 
 
 def _finding(ev: Evidence, name: str, c: _Chosen, group: list[str],
-             internal: tuple[IPAddress, ...], bad: list[tuple[str, Trace, str]], proto: str,
+             internal: list[IPAddress], bad: list[tuple[str, Trace, str]], proto: str,
              port: int, wrong_iface: bool) -> Finding:
     ns, operator = _calico_ds(ev)
     evidence: list[EvidenceLine] = [c.evidence]

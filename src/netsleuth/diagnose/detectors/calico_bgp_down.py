@@ -24,6 +24,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 from netsleuth.datapath.trace import REJECT_ERRNO
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import node_ips
 from netsleuth.diagnose.detectors._cni_dns import (
     cluster_address,
     deciding_step_lines,
@@ -33,7 +34,6 @@ from netsleuth.diagnose.detectors._cni_dns import (
     host_of,
     matching_events,
     matching_logs,
-    node_ips,
     node_of_ip,
     passes,
     permanent_allow,
@@ -44,6 +44,7 @@ from netsleuth.diagnose.detectors._cni_dns import (
     trace_summary,
     with_rule_first,
 )
+from netsleuth.diagnose.detectors._paths import deciding_step
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence, log_node
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector
@@ -144,6 +145,97 @@ def _own_ip(ev: Evidence, node: str) -> IPAddress | None:
     return addr.ip if addr else None
 
 
+def _node_addresses_known(ev: Evidence) -> bool:
+    return bool(ev.facts.node_ips) or any(k.internal_ips for k in ev.objects.nodes)
+
+
+def _bird_owner(ev: Evidence, ip: IPAddress) -> str | None:
+    """The node `ip` belongs to, as the BIRD routes show it: BIRD routes a node's block (the
+    `blackhole BLOCK proto bird` on its owner) via the owner's BGP address."""
+    owners = {_block(n): n.name for n in ev.nodes.values() if _block(n) is not None}
+    found = {owners[r.dst] for n in ev.nodes.values() for r in n.state.routes
+             if r.dst in owners and r.gateway == ip and r.protocol in ("bird", "80")}
+    return next(iter(found)) if len(found) == 1 else None
+
+
+Missing = tuple[str, IPv4Network | IPv6Network, IPAddress, str, EvidenceLine]
+
+
+def _missing_routes(ev: Evidence) -> list[Missing]:
+    """(node, block, next hop, who routes it, that route) for pod blocks that another node
+    routes via BIRD but this node does not route at all: its session with that next hop is
+    down too."""
+    routed: dict[IPv4Network | IPv6Network, tuple[IPAddress, str, EvidenceLine]] = {}
+    for n in ev.nodes.values():
+        for r in n.state.routes:
+            if r.protocol in ("bird", "80") and r.gateway is not None and r.dst not in routed:
+                routed[r.dst] = (r.gateway, n.name, ev_line(r.source, r.raw or str(r.dst)))
+    out: list[Missing] = []
+    for n in ev.nodes.values():
+        if _block(n) is None:
+            continue  # not a Calico node's full table (or not shown)
+        dsts = {r.dst for r in n.state.routes}
+        for block, (hop, who, quote) in routed.items():
+            if who != n.name and block not in dsts and block != _block(n) and \
+                    all(a.ip != hop for a in n.state.addresses):
+                out.append((n.name, block, hop, who, quote))
+    return out
+
+
+def _bird_listening(ev: Evidence, node: str | None) -> EvidenceLine | None:
+    """An `ss -ltnp` line of `node` showing BIRD listening on TCP 179."""
+    if node is None:
+        return None
+    for raw in raw_outputs(ev, "ss", command=re.compile(r"\bss\b"), node=node):
+        for ref, text in raw_lines(raw):
+            if re.search(r":179\s", text) and "bird" in text and "LISTEN" in text:
+                return ev_line(ref, text)
+    return None
+
+
+def _unresolved(ev: Evidence, s: Session, peer_node: str | None) -> Finding:
+    """The session is reported down, but which side connects is unknown: a weak cause that
+    names the pair and what to check."""
+    who = f"{peer_node} ({s.peer})" if peer_node else str(s.peer)
+    evidence: list[EvidenceLine] = [s.evidence]
+    detail = [f"{s.node} reports its BGP session with {who} as {s.state} / {s.info}: "
+              f"the TCP connection to port {BGP_PORT} never completes."]
+    if peer_node is not None and node_of_ip(ev, s.peer) is None:
+        detail.append(f"{s.peer} is {peer_node}'s address: BIRD on another node routes "
+                      f"{peer_node}'s pod block via it.")
+    listening = _bird_listening(ev, peer_node)
+    if listening is not None:
+        evidence.append(listening)
+        detail.append(f"BIRD listens on {BGP_PORT} on {peer_node}: the SYNs are lost on the "
+                      "way (a host firewall, a security group), BIRD itself is up.")
+    for node, block, hop, who_routes, quote in _missing_routes(ev)[:2]:
+        evidence.append(quote)
+        detail.append(f"{node} has no route to {block}, which {who_routes} routes via {hop}: "
+                      f"{node}'s session with {hop} is down as well.")
+    errnos = [s.errno] if s.errno else []
+    explains: list[str] = []
+    for n in sorted({s.node} | ({peer_node} if peer_node else set())):
+        explains += [f"bgp-not-established@{n}", f"cni-agent-not-ready@{n}", f"dns-errors@{n}",
+                     f"svc-unreachable:TIMEOUT@{n}", f"conn-error:TIMEOUT@{n}",
+                     f"conn-error:ETIMEDOUT@{n}"]
+    return Finding(
+        detector="D34", kind="bgp-session-down", role=Role.CAUSE,
+        key=f"cause:bgp-session-down@{s.node}",
+        title=f"Calico BGP session {s.node} ↔ {who} (TCP {BGP_PORT}) is down",
+        node=s.node, confidence=0.55 if listening is not None else 0.5,
+        why="calicoctl reports the session down" + (f" ({', '.join(errnos)})" if errnos else "")
+            + "; the nodes' addresses and firewall rules are not in the evidence to trace it",
+        evidence=tuple(evidence), explains=tuple(explains),
+        fix=(Fix(f"on {s.node}: nc -zv -w 3 {s.peer} {BGP_PORT}; and from {who} to {s.node}",
+                 "now", f"a timeout is a firewall/security group dropping TCP {BGP_PORT}; open "
+                        f"it between all nodes"),
+             Fix(f"allow TCP {BGP_PORT} between all nodes (host firewall and cloud security "
+                 "groups), or run Calico with VXLAN and without BGP", "permanent",
+                 "Calico's node-to-node mesh needs TCP 179 between every pair of nodes")),
+        detail="\n".join(detail),
+    )
+
+
 def _block(state_node: NodeEvidence) -> IPv4Network | IPv6Network | None:
     """The node's own Calico block: its `blackhole ... proto bird` route."""
     for r in state_node.state.routes:
@@ -185,10 +277,20 @@ def calico_bgp_down(ev: Evidence) -> Iterator[Finding]:
         )
     done: set[tuple[str, str]] = set()
     for s in down:
-        peer_node = node_of_ip(ev, s.peer)
+        peer_node = node_of_ip(ev, s.peer) or _bird_owner(ev, s.peer)
         own = _own_ip(ev, s.node)
-        if peer_node is None or own is None or peer_node == s.node:
+        if peer_node == s.node:
+            continue
+        if peer_node is None and _node_addresses_known(ev):
             continue  # a peer that is no node's address: see D33 (autodetection)
+        if peer_node is None or own is None:
+            # Who connects to whom is unknown (the node's own address is not in the evidence),
+            # so nothing can be traced: the session is down, between these two.
+            pair = (s.node, str(s.peer))
+            if pair not in done:
+                done.add(pair)
+                yield _unresolved(ev, s, peer_node)
+            continue
         if "Passive" in s.info or (s.errno is None and int(s.peer) > int(own)):
             listener, connector, l_ip, c_ip = s.node, peer_node, own, s.peer
         elif s.errno is not None:
@@ -214,15 +316,22 @@ def _prove(ev: Evidence, listener: str, connector: str, l_ip: IPAddress,
         if addr is not None:
             t = trace_received(ln.state, src=c_ip, dst=l_ip, dport=BGP_PORT, proto="tcp",
                                iif=addr.ifname)
-            if all(o.verdict in (Verdict.DROPPED, Verdict.REJECTED) for o in t.outcomes):
+            if _firewalled(t):
                 return _Proof(listener, connector, l_ip, c_ip, listener, t, "in")
     cn = ev.nodes.get(connector)
     if cn is not None and "iptables" in cn.has and cn.state.ruleset.origin != "rebuilt":
         t = trace_local(cn.state, l_ip, BGP_PORT, "tcp")
-        if all(o.verdict in (Verdict.DROPPED, Verdict.REJECTED, Verdict.UNROUTABLE)
-               for o in t.outcomes):
+        if _firewalled(t):
             return _Proof(listener, connector, l_ip, c_ip, connector, t, "out")
     return None
+
+
+def _firewalled(t: Trace) -> bool:
+    """Every way the SYN can go ends at a netfilter rule or chain policy that drops or rejects
+    it (an rp_filter or martian drop, or a missing route, is no firewall's doing)."""
+    return bool(t.outcomes) and all(
+        o.verdict in (Verdict.DROPPED, Verdict.REJECTED) and deciding_step(o) is not None
+        for o in t.outcomes)
 
 
 def _trace_errno(t: Trace) -> str:

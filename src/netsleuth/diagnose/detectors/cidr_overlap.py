@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import node_ips, pod_cidr_facts, route_text
 from netsleuth.diagnose.detectors._common import cni_agent, line
 from netsleuth.diagnose.detectors._nodenet import (
     Candidate,
@@ -29,13 +30,10 @@ from netsleuth.diagnose.detectors._nodenet import (
     is_cni_device,
     is_tunnel,
     iter_nodes,
-    node_ips,
     outcome_summary,
     passes,
     peer_ips,
-    pod_cidrs,
     route_step_text,
-    route_text,
     scan,
     service_cidr_facts,
     trace_line,
@@ -84,7 +82,7 @@ SVC_RANGE_TEXT = re.compile(
 
 
 def _cluster_ranges(ev: Evidence) -> list[tuple[IPNetwork, str, str, SourceRef | None]]:
-    out = [(c, "pod CIDR", how, ref) for c, how, ref in pod_cidrs(ev)]
+    out = [(c, "pod CIDR", how, ref) for c, how, ref in pod_cidr_facts(ev)]
     out += [(c, "Service CIDR", how, ref) for c, how, ref in service_cidr_facts(ev)
             if c.prefixlen < c.max_prefixlen]  # a lone kubernetes IP says nothing about size
     known = {c for c, _, _, _ in out}
@@ -113,7 +111,7 @@ def _lan(ev: Evidence, node: NodeEvidence) -> list[tuple[IPNetwork, str, SourceR
             continue
         if r.gateway is not None and any(r.gateway == ip for ip in peer_ips(ev, node.name)):
             continue  # a route to another node's pods (host-gw, direct routing)
-        out.append((r.dst, f"route `{route_text(r.raw) if r.raw else r.dst}`", r.source))
+        out.append((r.dst, f"route `{route_text(r)}`", r.source))
     for ip in node_ips(ev, node.name):
         out.append((ip_network(ip), f"InternalIP {ip}", None))
     return out
@@ -142,7 +140,7 @@ def _lan_hosts(ev: Evidence, node: NodeEvidence, ov: _Overlap) -> list[tuple[IPA
     for r in state.routes:
         if r.table == TABLE_MAIN and r.gateway is not None and not is_cni_device(r.dev) \
                 and r.gateway in ov.cluster and r.gateway in ov.lan:
-            out.append((r.gateway, f"gateway of `{route_text(r.raw) if r.raw else r.dst}`"))
+            out.append((r.gateway, f"gateway of `{route_text(r)}`"))
     for ip, name in peer_ips(ev, node.name).items():
         if ip in ov.cluster and ip in ov.lan:
             out.append((ip, f"node {name}"))

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from netsleuth.diagnose.detectors._cluster import pods_on_node
 from netsleuth.diagnose.detectors._cni_dns import (
     all_events,
     ev_line,
     event_node,
     event_text,
     matching_logs,
-    pods_on_node,
     raw_lines,
     raw_outputs,
 )

@@ -24,10 +24,10 @@ from netsleuth.datapath.hooks import Hook
 from netsleuth.datapath.netfilter import CompiledRuleset, EvalContext
 from netsleuth.datapath.packet import ConnState, Packet
 from netsleuth.datapath.trace_model import Step
-from netsleuth.diagnose.detectors._common import line
-from netsleuth.diagnose.detectors._host_evidence import conntrack_stats, sysctl, sysctl_line
+from netsleuth.diagnose.detectors._cluster import sysctl_line
+from netsleuth.diagnose.detectors._common import datapath, line
+from netsleuth.diagnose.detectors._host_evidence import conntrack_stats, sysctl
 from netsleuth.diagnose.detectors._paths import (
-    datapath,
     local_pods,
     real_rules,
     remote_pods,

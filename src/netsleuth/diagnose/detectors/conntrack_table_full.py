@@ -16,13 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from netsleuth.diagnose.detectors._cluster import sysctl_line
 from netsleuth.diagnose.detectors._common import line
 from netsleuth.diagnose.detectors._host_evidence import (
     conntrack_stats,
     kernel_lines,
     outputs,
     sysctl,
-    sysctl_line,
 )
 from netsleuth.diagnose.evidence import Evidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role

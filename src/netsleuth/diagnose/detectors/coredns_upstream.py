@@ -24,13 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import pod_by_ip
 from netsleuth.diagnose.detectors._cni_dns import (
     deciding_step_lines,
     ev_line,
     in_any,
     node_of_ip,
     passes,
-    pod_by_ip,
     pod_iface,
     slog_key,
     trace_from_pod,

@@ -16,11 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from netsleuth.diagnose.detectors._common import line
+from netsleuth.diagnose.detectors._common import datapath, line
 from netsleuth.diagnose.detectors._host_evidence import conntrack_stats, numbered
 from netsleuth.diagnose.detectors._paths import (
     Flow,
-    datapath,
     local_pods,
     probe_nodes,
     route_dev,

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import pods_on_node
 from netsleuth.diagnose.detectors._cni_dns import (
     deciding_step_lines,
     ev_line,
     host_of,
-    pods_on_node,
     route_lines,
     slog_key,
     trace_from_pod,

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netsleuth.datapath.trace_model import Outcome, Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import node_ips
 from netsleuth.diagnose.detectors._cni_dns import (
     LinkInfo,
     cluster_address,
@@ -28,7 +29,6 @@ from netsleuth.diagnose.detectors._cni_dns import (
     ev_line,
     fdb_entries,
     links_of,
-    node_ips,
     passes,
     permanent_allow,
     trace_local,
@@ -38,6 +38,7 @@ from netsleuth.diagnose.detectors._cni_dns import (
     vxlan_port,
     with_rule_first,
 )
+from netsleuth.diagnose.detectors._paths import deciding_step
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector
@@ -85,7 +86,7 @@ def _tunnel(ev: Evidence, node: NodeEvidence) -> _Tunnel | None:
 
 def _peer_endpoints(ev: Evidence, name: str, tunnels: dict[str, _Tunnel]) -> list[tuple[str, IPAddress]]:
     """Where encapsulated packets to this node come from: the other nodes' tunnel endpoints
-    (their vxlan `local`, FDB destinations, else their InternalIPs)."""
+    (their vxlan `local`, FDB destinations, else their InternalIPs or cluster addresses)."""
     out: list[tuple[str, IPAddress]] = []
     seen: set[IPAddress] = set()
     for other in sorted(set(ev.nodes) | set(ev.facts.node_ips)):
@@ -95,6 +96,9 @@ def _peer_endpoints(ev: Evidence, name: str, tunnels: dict[str, _Tunnel]) -> lis
         if ip is None:
             ips = node_ips(ev, other)
             ip = ips[0] if ips else None
+        if ip is None and other in ev.nodes:
+            addr = cluster_address(ev, ev.nodes[other])
+            ip = addr.ip if addr is not None else None
         if ip is not None and ip not in seen:
             seen.add(ip)
             out.append((other, ip))
@@ -106,9 +110,12 @@ def _peer_endpoints(ev: Evidence, name: str, tunnels: dict[str, _Tunnel]) -> lis
 
 
 def _blocked(trace: Trace) -> bool:
-    """Every way the packet can go ends in a drop or reject (an uncertain match that could
-    let it through is not proof)."""
-    return all(o.verdict in (Verdict.DROPPED, Verdict.REJECTED) for o in trace.outcomes)
+    """Every way the packet can go ends in a drop or reject by a netfilter rule or chain
+    policy (an uncertain match that could let it through is not proof, and a drop the kernel
+    makes elsewhere -- rp_filter, a martian source -- is no firewall's: see A06)."""
+    return bool(trace.outcomes) and all(
+        o.verdict in (Verdict.DROPPED, Verdict.REJECTED) and deciding_step(o) is not None
+        for o in trace.outcomes)
 
 
 def _ending(o: Outcome) -> str:
@@ -132,7 +139,10 @@ def encap_blocked(ev: Evidence) -> Iterator[Finding]:
         tun = tunnels[name]
         blocked_in: list[tuple[str, IPAddress, Trace]] = []
         blocked_out: list[tuple[str, IPAddress, Trace]] = []
+        own = {a.ip for a in node.state.addresses}
         for peer, src in _peer_endpoints(ev, name, tunnels):
+            if src in own:
+                continue  # a "peer" with this node's own address: a martian, not a peer
             t = trace_received(node.state, src=src, dst=tun.endpoint, dport=tun.port,
                                proto=tun.proto, iif=tun.iface)
             if _blocked(t):

@@ -24,6 +24,7 @@ from netsleuth.diagnose.detectors._blocking import (
     TIMEOUT_ERRNOS,
     assumed_any,
     assumptions,
+    capped,
     chain_steps,
     describe_hits,
     node_blocks,
@@ -115,6 +116,8 @@ def _finding(ev: Evidence, node: NodeEvidence, hits: list[Blocked],
     confidence = 0.93 - (0.05 if assumed_any(h for h in pod_hits) else 0.0)
     if any(h.unknown_chains for h in hits):
         confidence = 0.55
+    confidence = capped(confidence, hits,
+                        corroborated=bool(kernel_lines(ev, LOG_PREFIX, node.name)))
     parts = []
     if pod_hits:
         parts.append("forwarded pod traffic")

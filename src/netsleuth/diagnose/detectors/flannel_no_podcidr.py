@@ -17,12 +17,12 @@ import json
 import re
 from collections.abc import Iterator
 
+from netsleuth.diagnose.detectors._cluster import k8s_nodes
 from netsleuth.diagnose.detectors._cni_dns import (
     all_events,
     ev_line,
     event_node,
     event_text,
-    k8s_nodes,
     matching_logs,
 )
 from netsleuth.diagnose.evidence import Evidence, log_node

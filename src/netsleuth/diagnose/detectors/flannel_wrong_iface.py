@@ -19,17 +19,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import POD_IFACE, k8s_nodes, node_ips
 from netsleuth.diagnose.detectors._cni_dns import (
-    POD_IFACE,
     TUNNEL_NAME,
     cni_names,
     deciding_step_lines,
     ev_line,
     find_line,
-    k8s_nodes,
     links_of,
     matching_logs,
-    node_ips,
     trace_local,
     trace_summary,
     vxlan_port,
@@ -47,17 +45,28 @@ OVERLAY_SYMPTOMS = ("conn-error:TIMEOUT@*", "conn-error:ETIMEDOUT@*", "svc-unrea
                     "svc-unreachable:ETIMEDOUT@*", "dns-errors@*")
 
 
+AUTODETECT = re.compile(r"Determining IP address of default interface|\biface:\[\] ifaceRegex:\[\]")
+
+
 @dataclass(frozen=True, slots=True)
 class _Endpoint:
     node: str
     ip: IPAddress
     iface: str | None
     evidence: EvidenceLine
+    assumed: str = ""  # why this endpoint is assumed rather than seen ("" when seen)
 
 
 def _endpoints(ev: Evidence) -> dict[str, _Endpoint]:
     """Each node's flannel tunnel endpoint: its flanneld log, its node annotation, or the
-    `local` address of its flannel.1."""
+    `local` address of its flannel.1; for the other nodes, when flannel picks its interface by
+    itself, their InternalIP (see `_assumed_peers`)."""
+    out = _seen_endpoints(ev)
+    out.update(_assumed_peers(ev, out))
+    return out
+
+
+def _seen_endpoints(ev: Evidence) -> dict[str, _Endpoint]:
     out: dict[str, _Endpoint] = {}
     for ln, m in matching_logs(ev, USING):
         if ln.component not in (None, "flannel") and "flannel" not in (ln.pod or ""):
@@ -82,6 +91,38 @@ def _endpoints(ev: Evidence) -> dict[str, _Endpoint]:
     return out
 
 
+def _assumed_peers(ev: Evidence, seen: dict[str, _Endpoint]) -> dict[str, _Endpoint]:
+    """Endpoints of the nodes whose flannel is not in the evidence, assumed to be their
+    InternalIP -- only when flanneld picks its interface by itself and, where it is seen,
+    picked its node's InternalIP.
+
+    Without --iface/--public-ip, flanneld takes the interface of the default route (match.go:
+    "Determining IP address of default interface") and kubelet without --node-ip reports the
+    address of that same interface as InternalIP; the DaemonSet runs the same flags on every
+    node, so what one node shows holds for all of them."""
+    auto = [ln for ln, _ in matching_logs(ev, AUTODETECT)
+            if ln.component in (None, "flannel") or "flannel" in (ln.pod or "")]
+    if not auto or not seen:
+        return {}
+    if not all(ep.ip in node_ips(ev, name) for name, ep in seen.items()):
+        return {}
+    said = next((ln for ln in auto if "default interface" in ln.message), auto[0])
+    how = ("\"Determining IP address of default interface\"" if "default interface" in said.message
+           else "no --iface in its flags")
+    why = (f"flanneld picks its interface by itself ({how}) and on {', '.join(sorted(seen))} "
+           "chose the node's InternalIP; every node runs the same DaemonSet flags")
+    out: dict[str, _Endpoint] = {}
+    for name in sorted(k8s_nodes(ev)):
+        ips = node_ips(ev, name)
+        if name in seen or not ips:
+            continue
+        quote = find_line(ev, re.compile(rf"^{re.escape(name)}\s.*\s{re.escape(str(ips[0]))}\s"))
+        out[name] = _Endpoint(name, ips[0], None,
+                              quote or ev_line(None, f"{name}: InternalIP {ips[0]}"),
+                              why)
+    return out
+
+
 def _flannel_pod(ev: Evidence, node: str | None = None) -> tuple[str, str]:
     """(namespace, DaemonSet name) of flannel, from its pods."""
     for p in ev.objects.pods:
@@ -93,27 +134,38 @@ def _flannel_pod(ev: Evidence, node: str | None = None) -> tuple[str, str]:
     return "kube-flannel", "kube-flannel-ds"
 
 
-def _right_iface(ev: Evidence, node: NodeEvidence, wrong: str | None,
-                 peers: list[str]) -> tuple[str, dict[str, IPAddress]] | None:
-    """The interface whose subnet holds an address of every peer (the cluster NIC), and the
-    peer addresses on it."""
-    for addr in node.state.addresses:
-        if addr.ifname in ("lo", wrong) or TUNNEL_NAME.match(addr.ifname) \
-                or POD_IFACE.match(addr.ifname) or addr.ifname.startswith("docker"):
-            continue
-        if addr.network.prefixlen >= addr.network.max_prefixlen - 1:
-            continue
+def _right_iface(ev: Evidence, node: NodeEvidence, wrong: str | None, wrong_ip: IPAddress,
+                 peers: list[str]) -> tuple[str, dict[str, IPAddress], str] | None:
+    """The interface that carries the node-to-node network (the cluster NIC), the peer
+    addresses on it, and how it was chosen: the one whose subnet holds an address of every
+    peer; else the one holding an address the cluster knows the node by (other than the wrong
+    endpoint); else the node's only other NIC with an address."""
+    cands = [a for a in node.state.addresses
+             if a.ifname not in ("lo", wrong) and a.ip != wrong_ip
+             and not TUNNEL_NAME.match(a.ifname) and not POD_IFACE.match(a.ifname)
+             and not a.ifname.startswith("docker") and not a.ip.is_loopback
+             and not a.ip.is_link_local and a.network.prefixlen < a.network.max_prefixlen - 1]
+    for addr in cands:
         found: dict[str, IPAddress] = {}
         for peer in peers:
-            cands = list(node_ips(ev, peer))
+            ips = list(node_ips(ev, peer))
             if peer in ev.nodes:
-                cands += [a.ip for a in ev.nodes[peer].state.addresses]
-            for ip in cands:
+                ips += [a.ip for a in ev.nodes[peer].state.addresses]
+            for ip in ips:
                 if ip.version == addr.ip.version and ip in addr.network and ip != addr.ip:
                     found[peer] = ip
                     break
         if peers and len(found) == len(peers):
-            return addr.ifname, found
+            return addr.ifname, found, "its subnet holds every peer's address"
+    own = [ip for ip in node_ips(ev, node.name) if ip != wrong_ip]
+    for addr in cands:
+        if addr.ip in own:
+            return addr.ifname, {}, f"it holds {addr.ip}, the address the cluster knows the node by"
+    nics = sorted({a.ifname for a in cands})
+    if len(nics) == 1:
+        addr = next(a for a in cands if a.ifname == nics[0])
+        return addr.ifname, {}, (f"it is the node's only other interface with an address "
+                                 f"({addr.ip}/{addr.network.prefixlen})")
     return None
 
 
@@ -134,12 +186,14 @@ def _bad(trace: Trace, target: IPAddress) -> str | None:
           mode="32")
 def flannel_wrong_iface(ev: Evidence) -> Iterator[Finding]:
     eps = _endpoints(ev)
-    if len(eps) < 2:
+    if len(eps) < 2 or all(ep.assumed for ep in eps.values()):
         return
     by_ip: dict[IPAddress, list[str]] = {}
     for ep in eps.values():
         by_ip.setdefault(ep.ip, []).append(ep.node)
-    dup = {ip: nodes for ip, nodes in by_ip.items() if len(nodes) > 1}
+    # A shared endpoint counts when flannel is seen using it on at least one of the nodes.
+    dup = {ip: nodes for ip, nodes in by_ip.items()
+           if len(nodes) > 1 and any(not eps[n].assumed for n in nodes)}
     cnis = cni_names(ev)
     port = 8472
     findings: list[Finding] = []
@@ -204,16 +258,21 @@ def _finding(ev: Evidence, name: str, ep: _Endpoint, eps: dict[str, _Endpoint],
         detail.append(f"Encapsulated packet {name} → {peer} (UDP {eps[peer].ip}:{port}): {why}.")
     ns, ds = _flannel_pod(ev, name)
     fixes: list[Fix] = []
-    right = _right_iface(ev, node, ep.iface, peers) if node is not None else None
+    right = _right_iface(ev, node, ep.iface, ep.ip, peers) if node is not None else None
     if right is not None:
-        iface, peer_ips = right
-        peer, target = next(iter(peer_ips.items()))
         assert node is not None
-        t = trace_local(node.state, target, port, "udp")
-        ok = t.verdict == Verdict.SENT and t.main.interface == iface and t.main.next_hop == str(target)
-        note = (f"flannel then uses {iface}'s address; verified by simulation: the VXLAN packet "
-                f"to {peer} ({target}:{port}) goes out {iface} straight to {target}"
-                if ok else f"use the NIC that carries the node-to-node network ({iface})")
+        iface, peer_ips, how = right
+        note = f"use the NIC that carries the node-to-node network ({iface}: {how})"
+        if peer_ips:
+            peer, target = next(iter(peer_ips.items()))
+            t = trace_local(node.state, target, port, "udp")
+            if t.verdict == Verdict.SENT and t.main.interface == iface and \
+                    t.main.next_hop == str(target):
+                note = (f"flannel then uses {iface}'s address; verified by simulation: the VXLAN "
+                        f"packet to {peer} ({target}:{port}) goes out {iface} straight to {target}")
+        else:
+            note += ("; the peers' addresses on it are not in the evidence, so the path to "
+                     "them could not be re-traced")
         fixes.append(Fix(f"kubectl -n {ns} set env daemonset/{ds} FLANNELD_IFACE={iface}", "now",
                          note))
         if any(p.program == "k3s" for p in ev.objects.processes):
@@ -231,8 +290,16 @@ def _finding(ev: Evidence, name: str, ep: _Endpoint, eps: dict[str, _Endpoint],
                          "(KUBELET_EXTRA_ARGS) and restart kubelet", "permanent",
                          "every node also reports the same InternalIP: kubelet picked the NAT "
                          "NIC too"))
+    involved = [eps[n] for n in dup.get(ep.ip, [name])] + [eps[p] for p, _, _ in bad]
+    assumed = list(dict.fromkeys(e.node for e in involved if e.assumed))
+    if assumed:
+        detail.append(f"Assumed: the endpoints of {', '.join(assumed)} are their InternalIPs "
+                      f"({', '.join(sorted({str(eps[n].ip) for n in assumed}))}): "
+                      f"{eps[assumed[0]].assumed}.")
     proven = bool(bad)
     confidence = 0.95 if proven and ep.ip in dup else 0.85 if proven else 0.7
+    if assumed:
+        confidence = min(confidence, 0.85 if proven else 0.6)
     why = ("proven by tracing the encapsulated packet to the peers' advertised endpoints "
            f"through {name}'s routing table" if proven else
            "several nodes advertise the same flannel endpoint (annotations/logs); the node's "

@@ -21,14 +21,15 @@ from dataclasses import dataclass, replace
 from ipaddress import ip_network
 
 from netsleuth.datapath.trace_model import Step, Trace
+from netsleuth.diagnose.detectors._cluster import pod_cidr_facts, route_text
 from netsleuth.diagnose.detectors._common import (
     cni_agent,
+    datapath,
     kubernetes_target,
     line,
 )
 from netsleuth.diagnose.detectors._nodenet import (
     Candidate,
-    datapath,
     failures,
     first_ip,
     is_cni_device,
@@ -38,10 +39,8 @@ from netsleuth.diagnose.detectors._nodenet import (
     outcome_summary,
     passes,
     peer_ips,
-    pod_cidrs,
     remote_pod_targets,
     route_step_text,
-    route_text,
     rule_text,
     service_cidr_facts,
     trace_line,
@@ -148,7 +147,7 @@ def _captured(state: NodeState, rules: list[PolicyRule], t: Trace) -> tuple[Step
 
 
 def _cluster_cidrs(ev: Evidence) -> list[IPNetwork]:
-    nets = [c for c, _, _ in pod_cidrs(ev)] + [c for c, _, _ in service_cidr_facts(ev)]
+    nets = [c for c, _, _ in pod_cidr_facts(ev)] + [c for c, _, _ in service_cidr_facts(ev)]
     out: list[IPNetwork] = []
     for n in nets:
         if n.version == 4 and n.prefixlen < 32 and not any(n.subnet_of(o) for o in out

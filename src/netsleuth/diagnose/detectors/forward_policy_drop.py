@@ -21,6 +21,7 @@ from netsleuth.diagnose.detectors._blocking import (
     TIMEOUT_ERRNOS,
     assumed_any,
     assumptions,
+    capped,
     chain_steps,
     describe_hits,
     node_blocks,
@@ -123,6 +124,7 @@ def _finding(ev: Evidence, node: NodeEvidence, hits: list[Blocked],
         confidence = 0.5
     if fwd.packets:
         confidence = min(0.97, confidence + 0.03)
+    confidence = capped(confidence, hits, corroborated=bool(fwd.packets))
     title = (f"Node {node.name} drops forwarded pod traffic: filter FORWARD policy DROP and no "
              "rule accepts it")
     detail = "\n".join(part for part in [

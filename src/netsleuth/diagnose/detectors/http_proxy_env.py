@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_network
 
+from netsleuth.diagnose.detectors._cluster import pod_cidr_facts
 from netsleuth.diagnose.detectors._common import (
     is_service_ip,
     kubernetes_target,
@@ -32,7 +33,6 @@ from netsleuth.diagnose.detectors._nodenet import (
     cluster_node,
     first_ip,
     interface_of,
-    pod_cidrs,
     scan,
     service_cidr_facts,
 )
@@ -145,7 +145,7 @@ def _cluster_targets(ev: Evidence) -> list[tuple[str, str, list[str]]]:
     out: list[tuple[str, str, list[str]]] = []
     k = kubernetes_target(ev)
     svc = [c for c, _, _ in service_cidr_facts(ev) if c.prefixlen < c.max_prefixlen]
-    pods = [c for c, _, _ in pod_cidrs(ev)]
+    pods = [c for c, _, _ in pod_cidr_facts(ev)]
     if k is not None:
         out.append((str(k[0]), "the kubernetes Service IP", [str(c) for c in svc] or [str(k[0])]))
     for c in pods[:1]:

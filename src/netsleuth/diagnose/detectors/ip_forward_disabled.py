@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import node_ips, pods_on_node, sysctl_line
 from netsleuth.diagnose.detectors._common import dns_pod
 from netsleuth.diagnose.detectors._nodenet import (
     TIMEOUTS,
@@ -24,13 +25,10 @@ from netsleuth.diagnose.detectors._nodenet import (
     error_keys,
     iter_nodes,
     local_pod_sources,
-    node_ips,
     peer_ips,
-    pods_on_node,
     remote_pod_targets,
     remote_service_targets,
     scan,
-    sysctl_line,
     trace_line,
     with_sysctls,
 )

@@ -20,9 +20,9 @@ from dataclasses import replace
 
 from netsleuth.datapath.trace_model import Trace, Verdict
 from netsleuth.diagnose.detectors._clients import errors_to
-from netsleuth.diagnose.detectors._common import line, service_cidrs
+from netsleuth.diagnose.detectors._common import datapath, line, service_cidrs
 from netsleuth.diagnose.detectors._host_evidence import numbered, outputs
-from netsleuth.diagnose.detectors._paths import datapath, node_ip
+from netsleuth.diagnose.detectors._paths import node_ip
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector

@@ -17,13 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from netsleuth.diagnose.detectors._cluster import sysctl_line
 from netsleuth.diagnose.detectors._common import line
 from netsleuth.diagnose.detectors._host_evidence import (
     kernel_version,
     numbered,
     outputs,
     sysctl,
-    sysctl_line,
     version_tuple,
 )
 from netsleuth.diagnose.evidence import Evidence

@@ -19,14 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from netsleuth.diagnose.detectors._common import kubernetes_target, line
+from netsleuth.diagnose.detectors._common import datapath, kubernetes_target, line
 from netsleuth.diagnose.detectors._host_evidence import (
     kube_proxy_config,
     kube_proxy_flag,
     kube_proxy_logs,
     loaded_modules,
 )
-from netsleuth.diagnose.detectors._paths import datapath, real_rules
+from netsleuth.diagnose.detectors._paths import real_rules
 from netsleuth.diagnose.evidence import Evidence, log_node
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector

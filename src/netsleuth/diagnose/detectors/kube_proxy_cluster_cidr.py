@@ -27,12 +27,11 @@ from ipaddress import ip_network
 
 from netsleuth.datapath.trace_model import Trace, Verdict
 from netsleuth.diagnose.detectors._clients import errors_to
-from netsleuth.diagnose.detectors._common import line
+from netsleuth.diagnose.detectors._cluster import POD_IFACE
+from netsleuth.diagnose.detectors._common import datapath, line
 from netsleuth.diagnose.detectors._host_evidence import kube_proxy_config, kube_proxy_logs
 from netsleuth.diagnose.detectors._paths import (
-    POD_IFACE,
     Flow,
-    datapath,
     local_pods,
     real_rules,
     route_dev,

@@ -18,9 +18,9 @@ import re
 from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Verdict
-from netsleuth.diagnose.detectors._common import kubernetes_target, line
+from netsleuth.diagnose.detectors._common import datapath, kubernetes_target, line
 from netsleuth.diagnose.detectors._host_evidence import kube_proxy_logs, kube_proxy_pods
-from netsleuth.diagnose.detectors._paths import datapath, real_rules
+from netsleuth.diagnose.detectors._paths import real_rules
 from netsleuth.diagnose.evidence import Evidence, log_node
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector

@@ -20,8 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from netsleuth.diagnose.detectors._cluster import k8s_nodes
 from netsleuth.diagnose.detectors._common import line, node_key
-from netsleuth.diagnose.detectors._nodenet import Hit, k8s_nodes, scan
+from netsleuth.diagnose.detectors._nodenet import Hit, scan
 from netsleuth.diagnose.evidence import Evidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector

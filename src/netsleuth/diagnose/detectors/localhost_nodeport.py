@@ -27,9 +27,10 @@ from ipaddress import ip_address
 from netsleuth.datapath.hooks import Stage
 from netsleuth.datapath.trace_model import Outcome, Trace, Verdict
 from netsleuth.diagnose.detectors._clients import ClientError, client_errors
-from netsleuth.diagnose.detectors._common import line
-from netsleuth.diagnose.detectors._host_evidence import sysctl, sysctl_line
-from netsleuth.diagnose.detectors._paths import datapath, real_rules, service_targets
+from netsleuth.diagnose.detectors._cluster import sysctl_line
+from netsleuth.diagnose.detectors._common import datapath, line
+from netsleuth.diagnose.detectors._host_evidence import sysctl
+from netsleuth.diagnose.detectors._paths import real_rules, service_targets
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector

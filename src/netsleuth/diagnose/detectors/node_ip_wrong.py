@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import k8s_nodes, route_text
 from netsleuth.diagnose.detectors._common import line
 from netsleuth.diagnose.detectors._nodenet import (
     Candidate,
@@ -27,8 +28,6 @@ from netsleuth.diagnose.detectors._nodenet import (
     default_routes,
     host_addresses,
     interface_of,
-    k8s_nodes,
-    route_text,
     scan,
     trace_line,
 )
@@ -116,7 +115,7 @@ def _duplicate(ev: Evidence, ip: IPAddress, group: list[K8sNode]) -> Finding:
             evidence.append(line(a.source, f"{ip} is {k.name}'s own address on {a.ifname}"))
             for r in default_routes(node.state):
                 if r.dev == a.ifname:
-                    text = route_text(r.raw) if r.raw else f"default via {r.gateway} dev {r.dev}"
+                    text = route_text(r)
                     evidence.append(line(r.source, text))
             break
     peers = [x for k in group for x in k.internal_ips if x != ip]

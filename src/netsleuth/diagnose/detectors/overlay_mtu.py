@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import POD_IFACE
 from netsleuth.diagnose.detectors._cni_dns import (
     ENCAP_OVERHEAD,
-    POD_IFACE,
     LinkInfo,
     cluster_address,
     cni_names,

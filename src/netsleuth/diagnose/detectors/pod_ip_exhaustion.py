@@ -16,13 +16,13 @@ import re
 from collections.abc import Iterator
 from ipaddress import ip_address
 
+from netsleuth.diagnose.detectors._cluster import pods_on_node
 from netsleuth.diagnose.detectors._cni_dns import (
     all_events,
     ev_line,
     event_node,
     event_text,
     matching_logs,
-    pods_on_node,
     raw_lines,
     raw_outputs,
 )

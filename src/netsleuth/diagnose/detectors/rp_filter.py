@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netsleuth.datapath.trace_model import Step, Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import route_text, sysctl_line
 from netsleuth.diagnose.detectors._nodenet import (
     TIMEOUTS,
     Candidate,
@@ -38,9 +39,7 @@ from netsleuth.diagnose.detectors._nodenet import (
     on_node,
     peer_ips,
     remote_pod_targets,
-    route_text,
     scan,
-    sysctl_line,
     trace,
     trace_line,
     with_sysctls,

@@ -24,9 +24,9 @@ from dataclasses import replace
 
 from netsleuth.datapath.trace_model import Trace, Verdict
 from netsleuth.diagnose.detectors._clients import ClientError, errors_to
-from netsleuth.diagnose.detectors._common import line
+from netsleuth.diagnose.detectors._common import datapath, line
 from netsleuth.diagnose.detectors._host_evidence import numbered
-from netsleuth.diagnose.detectors._paths import datapath, deciding_step, probe_nodes
+from netsleuth.diagnose.detectors._paths import deciding_step, probe_nodes
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector

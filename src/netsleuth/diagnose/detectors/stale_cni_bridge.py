@@ -20,13 +20,13 @@ from dataclasses import replace
 from ipaddress import ip_interface
 
 from netsleuth.datapath.trace_model import Verdict
+from netsleuth.diagnose.detectors._cluster import k8s_nodes
 from netsleuth.diagnose.detectors._cni_dns import (
     all_events,
     ev_line,
     event_node,
     event_text,
     host_of,
-    k8s_nodes,
     matching_logs,
     route_lines,
     trace_local,

@@ -20,9 +20,9 @@ import re
 from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Trace
-from netsleuth.diagnose.detectors._common import is_service_ip, line
+from netsleuth.diagnose.detectors._common import datapath, is_service_ip, line
 from netsleuth.diagnose.detectors._host_evidence import CtEntry, conntrack_entries, kube_proxy_logs
-from netsleuth.diagnose.detectors._paths import datapath, probe_nodes
+from netsleuth.diagnose.detectors._paths import probe_nodes
 from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector

@@ -18,11 +18,10 @@ import re
 from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Verdict
+from netsleuth.diagnose.detectors._cluster import k8s_nodes, node_ips
 from netsleuth.diagnose.detectors._nodenet import (
     Candidate,
     failures,
-    k8s_nodes,
-    node_ips,
     scan,
     trace_line,
 )

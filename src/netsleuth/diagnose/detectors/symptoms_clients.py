@@ -34,6 +34,11 @@ CLUSTER_NAME = re.compile(r"\.(?:svc|cluster\.local)\.?\b|^kubernetes(?:\.defaul
 DF_TOO_BIG = re.compile(r"Frag(?:mentation)? needed and DF set|message too long|"
                         r"Message too long", re.IGNORECASE)
 LOSS = re.compile(r"\b100% packet loss")
+# iputils ping prints an ICMP error it receives (or its own kernel generates: a failed
+# neighbour resolution) as "From ADDR icmp_seq=N Destination Host Unreachable"; the errno a
+# connect() would get is the one icmp_err_convert[] maps the code to (net/ipv4/icmp.c).
+PING_ERROR = re.compile(r"^From \S+(?: \([^)]*\))?:? icmp_seq=\d+ Destination "
+                        r"(?P<what>Host|Net|Network) (?:Unreachable|Prohibited)")
 TIME_REAL = re.compile(r"^real\s+(\d+)m([\d.]+)s\s*$")
 
 
@@ -136,6 +141,10 @@ def client_failures(ev: Evidence) -> Iterator[Finding]:
                         why="a don't-fragment probe larger than the path MTU was refused",
                         evidence=(ev_line(ref, line),),
                     )
+                elif (m := PING_ERROR.match(line)) is not None and "loss" not in done:
+                    done.add("loss")
+                    errno = "EHOSTUNREACH" if m.group("what") == "Host" else "ENETUNREACH"
+                    yield _conn(ev, errno, target, where, node, who, ref, line, prog)
                 elif LOSS.search(line) and "loss" not in done and "-M" not in argv:
                     done.add("loss")
                     yield _conn(ev, "TIMEOUT", target, where, node, who, ref, line, prog)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from netsleuth.diagnose.detectors._cluster import k8s_nodes
 from netsleuth.diagnose.detectors._common import line
-from netsleuth.diagnose.detectors._nodenet import k8s_nodes
 from netsleuth.diagnose.evidence import Evidence
 from netsleuth.diagnose.findings import Finding, Role
 from netsleuth.diagnose.registry import detector

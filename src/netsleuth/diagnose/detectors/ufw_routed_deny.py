@@ -19,6 +19,7 @@ from netsleuth.diagnose.detectors._blocking import (
     TIMEOUT_ERRNOS,
     assumed_any,
     assumptions,
+    capped,
     chain_steps,
     describe_hits,
     node_blocks,
@@ -115,6 +116,7 @@ def _finding(ev: Evidence, node: NodeEvidence, hits: list[Blocked],
         confidence = min(0.97, confidence + 0.05)
     if any(h.unknown_chains for h in hits):
         confidence = 0.5
+    confidence = capped(confidence, hits, corroborated=bool(blocks))
     detail = "\n".join(part for part in [
         "Traced through the node's ruleset: " + "; ".join(describe_hits(hits, 5)),
         "ufw's chains accept only established traffic and `ufw route allow` rules, then the "

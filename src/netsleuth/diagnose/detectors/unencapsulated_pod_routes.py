@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from netsleuth.datapath.trace_model import Trace, Verdict
+from netsleuth.diagnose.detectors._cluster import k8s_nodes, pod_cidr_facts, route_text
 from netsleuth.diagnose.detectors._common import line
 from netsleuth.diagnose.detectors._nodenet import (
     TIMEOUTS,
@@ -33,11 +34,8 @@ from netsleuth.diagnose.detectors._nodenet import (
     is_cni_device,
     is_tunnel,
     iter_nodes,
-    k8s_nodes,
     local_pod_sources,
     peer_ips,
-    pod_cidrs,
-    route_text,
     scan,
     trace_line,
 )
@@ -81,7 +79,7 @@ def _pod_routes(ev: Evidence, node: NodeEvidence) -> list[tuple[Route, bool]]:
     """Routes to other nodes' pod blocks that leave through a LAN interface with a gateway,
     and whether that gateway is a router (not one of the cluster's nodes)."""
     state = node.state
-    cidrs = [c for c, _, _ in pod_cidrs(ev) if c.version == 4]
+    cidrs = [c for c, _, _ in pod_cidr_facts(ev) if c.version == 4]
     peers = peer_ips(ev, node.name)
     out: list[tuple[Route, bool]] = []
     for r in state.routes:
@@ -131,7 +129,7 @@ def _finding(ev: Evidence, node: NodeEvidence, leaks: list[_Leak], cloud: str | 
     x = leaks[0]
     gw = x.route.gateway
     evidence: list[EvidenceLine] = [trace_line(x.trace, x.cand.what)]
-    evidence += [line(lk.route.source, route_text(lk.route.raw) if lk.route.raw else str(lk.route.dst))
+    evidence += [line(lk.route.source, route_text(lk.route))
                  for lk in leaks[:3]]
     evidence += settings
     routers = [lk for lk in leaks if lk.via_router]

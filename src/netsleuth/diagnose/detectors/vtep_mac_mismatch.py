@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Trace
+from netsleuth.diagnose.detectors._cluster import k8s_nodes
 from netsleuth.diagnose.detectors._cni_dns import (
     KUBECTL_KINDS,
     Neigh,
@@ -28,7 +29,6 @@ from netsleuth.diagnose.detectors._cni_dns import (
     fdb_entries,
     find_line,
     host_of,
-    k8s_nodes,
     links_of,
     neighbours,
     route_lines,

@@ -18,10 +18,10 @@ import re
 from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Trace
+from netsleuth.diagnose.detectors._cluster import k8s_nodes
 from netsleuth.diagnose.detectors._cni_dns import (
     ev_line,
     host_of_exec,
-    k8s_nodes,
     links_of,
     raw_lines,
     raw_outputs,
