@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,7 +186,3 @@ def collect_local(timeout: float = 60.0) -> NodeSnapshot:
         snap.files.update(snapshot_dir_to_files(Path(tmp)))
     return snap
 
-
-def local_node_name(files: Mapping[str, str]) -> str:
-    name = files.get("hostname", "").strip().splitlines()
-    return name[0].strip() if name and name[0].strip() else socket.gethostname()

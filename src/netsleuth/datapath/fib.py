@@ -240,15 +240,6 @@ class Fib:
         scope = Scope.LINK if hop.gateway is not None else Scope.HOST
         return self.select_source(hop.dev, hop.gateway, scope)
 
-    @property
-    def table_ids(self) -> tuple[int, ...]:
-        return tuple(sorted(self._tables))
-
-    def table_size(self, table_id: int) -> int:
-        table = self._tables.get(table_id)
-        return table.size if table else 0
-
-
 def _paths(route: Route) -> tuple[tuple[NextHop, float], ...]:
     if not route.nexthops:
         return ((NextHop(), 1.0),)

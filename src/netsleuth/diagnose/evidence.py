@@ -23,10 +23,8 @@ from netsleuth.errors import ParseError
 from netsleuth.model.k8s import (
     ClusterFacts,
     ClusterObjects,
-    Event,
     Fact,
     LogLine,
-    Pod,
     Service,
     derive_cluster_facts,
     parse_ip,
@@ -622,13 +620,6 @@ def missing_evidence(ev: Evidence) -> tuple[Missing, ...]:
                            "kubectl get events -A --sort-by=.lastTimestamp"))
     return tuple(out)
 
-
-def pods_on(ev: Evidence, node: str) -> list[Pod]:
-    return [p for p in ev.objects.pods if ev.node_for(p.node) == node]
-
-
-def events_from(ev: Evidence, node: str) -> list[Event]:
-    return [e for e in ev.objects.events if ev.node_for(e.source_host) == node]
 
 
 def log_node(ev: Evidence, line: LogLine) -> str | None:

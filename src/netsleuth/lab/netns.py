@@ -159,11 +159,6 @@ def write_sysctl(netns: str, key: str, value: str) -> None:
             raise LabError(f"in {netns}: cannot set {key}={value}: {exc.strerror}") from exc
 
 
-def read_sysctl(netns: str | None, key: str) -> str:
-    with in_netns(netns), open(sysctl_path(key), encoding="ascii") as fh:
-        return fh.read().strip()
-
-
 def sysctl_path(key: str) -> str:
     # sysctl(8) writes an interface name's dots as slashes (net.ipv4.conf.eth0/100.rp_filter).
     return "/proc/sys/" + "/".join(part.replace("/", ".") for part in key.split("."))

@@ -19,10 +19,11 @@ from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Verdict
 from netsleuth.diagnose.detectors._clients import errors_to
+from netsleuth.diagnose.detectors._cluster import pods_on_node
 from netsleuth.diagnose.detectors._common import line
 from netsleuth.diagnose.detectors._host_evidence import numbered, outputs
 from netsleuth.diagnose.detectors._paths import Flow, ext_client, node_ip, real_rules, trace_flow
-from netsleuth.diagnose.evidence import Evidence, NodeEvidence, pods_on
+from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector
 from netsleuth.model.k8s import ContainerStatus
@@ -59,7 +60,7 @@ def hostport_ignored(ev: Evidence) -> Iterator[Finding]:
         nat = node.state.ruleset.table("nat")
         chains = set(nat.chains) if nat else set()
         has_portmap_chain = "CNI-HOSTPORT-DNAT" in chains
-        for pod in pods_on(ev, node.name):
+        for pod in pods_on_node(ev, node.name):
             if pod.host_network:
                 continue
             for ctr in pod.containers:

@@ -27,7 +27,7 @@ from ipaddress import ip_network
 
 from netsleuth.datapath.trace_model import Trace, Verdict
 from netsleuth.diagnose.detectors._clients import errors_to
-from netsleuth.diagnose.detectors._cluster import POD_IFACE
+from netsleuth.diagnose.detectors._cluster import POD_IFACE, pods_on_node
 from netsleuth.diagnose.detectors._common import datapath, line
 from netsleuth.diagnose.detectors._host_evidence import kube_proxy_config, kube_proxy_logs
 from netsleuth.diagnose.detectors._paths import (
@@ -38,7 +38,7 @@ from netsleuth.diagnose.detectors._paths import (
     service_targets,
     trace_flow,
 )
-from netsleuth.diagnose.evidence import Evidence, NodeEvidence, pods_on
+from netsleuth.diagnose.evidence import Evidence, NodeEvidence
 from netsleuth.diagnose.findings import EvidenceLine, Finding, Fix, Role
 from netsleuth.diagnose.registry import detector
 from netsleuth.model.k8s import LogLine
@@ -239,7 +239,7 @@ def _wrong(ev: Evidence, node: NodeEvidence, rules: list[tuple[Rule, IPNetwork |
                     if any(str(c) in r.raw for c in cidrs):
                         evidence.append(line(r.source, f"{r.raw}   ← does not cover {ip}"))
                         break
-            n_pods = len([p for p in pods_on(ev, node.name) if p.ips and not p.host_network])
+            n_pods = len([p for p in pods_on_node(ev, node.name) if p.ips and not p.host_network])
             return Finding(
                 detector="C18", kind=KIND, role=Role.CAUSE, key=f"cause:{KIND}@{node.name}",
                 title=f"kube-proxy's clusterCIDR ({cidr_text}) does not contain the pods' "
