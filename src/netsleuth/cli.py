@@ -12,7 +12,6 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 
@@ -56,7 +55,7 @@ def friendly_errors(fn: F) -> F:
         except NetsleuthError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+        except (typer.Exit, typer.Abort, typer.BadParameter):
             raise
         except Exception as exc:  # a bug, not bad input: say so, and where, in two lines
             frame = traceback.extract_tb(exc.__traceback__)[-1]
