@@ -102,8 +102,10 @@ def trace(
         "(that node's host) or NODE:IP (a local address or a pod of that node).")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
 ) -> None:
-    """Follow one packet through a node's routing and netfilter, step by step (or, with
-    --bundle, from node to node)."""
+    """Follow one packet through a node's routing and netfilter, step by step.
+
+    With --bundle the packet is followed from node to node across a bundle's nodes.
+    """
     from netsleuth.datapath.origin import check_families, parse_endpoint, resolve_origin
     from netsleuth.datapath.trace import NodeDatapath
     from netsleuth.render.trace_text import render_trace
