@@ -204,10 +204,21 @@ def _walk(
     while work:
         st = work.pop()
         chain = rs.chain(table, st.chain)
+        cands: list[int] | None = chain.candidates(st.packet) if chain is not None else None
         while True:
             if chain is None or chain.chain.name != st.chain:
                 chain = rs.chain(table, st.chain)
-            rule_index = _next_rule(chain, st.index, st.packet)
+                cands = chain.candidates(st.packet) if chain is not None else None
+            # The next rule that may match: every rule of a short chain, the index's
+            # candidates of a long one (the packet's destination does not change inside a
+            # walk except by DNAT/REDIRECT, which end it).
+            if chain is None:
+                rule_index = None
+            elif cands is None:
+                rule_index = st.index if st.index < chain.size else None
+            else:
+                pos = bisect.bisect_left(cands, st.index)
+                rule_index = cands[pos] if pos < len(cands) else None
             if chain is None or rule_index is None:
                 # End of chain: a user chain returns to its caller, a built-in one applies
                 # its policy (ipt_do_table: "return" at the bottom of a built-in chain).
@@ -219,7 +230,17 @@ def _walk(
                 break
             crule = chain.rule(rule_index)
             st.index = rule_index + 1
-            weight, unknown = _evaluate(crule, st.packet, ctx)
+            weight = 1.0
+            unknown = False
+            for fn, _label in crule.matches:
+                w = fn(st.packet, ctx)
+                if w == 0.0:
+                    weight = 0.0
+                    break
+                if w == UNKNOWN:
+                    unknown = True
+                else:
+                    weight *= w
             if weight == 0.0:
                 continue
             if crule.target is None:
@@ -288,14 +309,6 @@ def _walk(
     return results
 
 
-def _next_rule(chain: CompiledChain | None, start: int, packet: Packet) -> int | None:
-    if chain is None:
-        return None
-    cands = chain.candidates(packet)
-    if cands is None:
-        return start if start < chain.size else None
-    pos = bisect.bisect_left(cands, start)
-    return cands[pos] if pos < len(cands) else None
 
 
 def _verdict(
@@ -306,18 +319,6 @@ def _verdict(
     return TableVerdict(verdict, st.packet, st.weight, steps, assumptions, reject_with, st.nat)
 
 
-def _evaluate(crule: CompiledRule, packet: Packet, ctx: EvalContext) -> tuple[float, bool]:
-    weight = 1.0
-    unknown = False
-    for fn, _label in crule.matches:
-        w = fn(packet, ctx)
-        if w == 0.0:
-            return 0.0, False
-        if w == UNKNOWN:
-            unknown = True
-        else:
-            weight *= w
-    return weight, unknown
 
 
 def _unknown_notes(crule: CompiledRule, unknown: bool, *, matched: bool) -> tuple[str, ...]:
