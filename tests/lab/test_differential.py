@@ -1,8 +1,8 @@
 """Kernel-differential tests: random node configurations, the real kernel against the tracer.
 
 - `test_seeded_cases`: NETSLEUTH_DIFF_N (default 200) seeded cases; every disagreement must be
-  a known one (tests/lab/data/differential/known.json), so a new simulator bug, or a harness
-  regression, fails the run. The agreement rate is printed.
+  a known, still open one (tests/lab/data/differential/known.json), so a new simulator bug, a
+  fixed one coming back, or a harness regression fails the run. The agreement rate is printed.
 - `test_known_disagreement`: each known disagreement replayed from its stored case: the kernel
   must still do what was recorded (that pins the kernel fact), and the simulator must still
   disagree while the entry's status is "open" (strict xfail): when the simulator is fixed, the
@@ -68,9 +68,10 @@ def test_frame_checksums() -> None:
 def test_seeded_cases(capsys: pytest.CaptureFixture[str]) -> None:
     _need_lab_and_simulator()
     report = diff.run_many(CASES, 0)
-    known = {(e["seed"], e["probe"]) for e in KNOWN}
-    new = [r for r in report.disagreements if (r.seed, r.index) not in known]
-    now_agree = [r for r in report.results if (r.seed, r.index) in known and r.status == "agree"]
+    still_open = {(e["seed"], e["probe"]) for e in KNOWN if e["status"] == "open"}
+    new = [r for r in report.disagreements if (r.seed, r.index) not in still_open]
+    now_agree = [r for r in report.results
+                 if (r.seed, r.index) in still_open and r.status == "agree"]
     with capsys.disabled():
         print(f"\nkernel-differential: {report.summary()}")
         for r in now_agree:
