@@ -155,6 +155,9 @@ def diagnose(
                                               "(terminal), json (schema netsleuth.diagnosis/1) "
                                               "or html (one self-contained file).")
                    ] = ReportFormat.text,
+    list_detectors: Annotated[bool, typer.Option(
+        "--list-detectors", help="List every detector (failure mode, evidence it needs) and "
+        "exit.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the evidence of "
                                           "every symptom, all notes and assumptions.")] = False,
 ) -> None:
@@ -166,6 +169,16 @@ def diagnose(
     from netsleuth.render.diagnosis_text import render_report
     from netsleuth.snapshot.inputs import load_evidence
 
+    if list_detectors:
+        from rich.table import Table
+
+        from netsleuth.diagnose.registry import load_detectors
+
+        table = Table("id", "detects", "catalog mode", "needs (any of)")
+        for info in sorted(load_detectors().values(), key=lambda d: d.id):
+            table.add_row(info.id, info.title, info.mode, ", ".join(info.needs))
+        out.print(table)
+        return
     if live == (path is not None):
         raise typer.BadParameter("give either PATH or --live", param_hint="PATH")
     if live:

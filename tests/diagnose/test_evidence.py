@@ -43,3 +43,25 @@ def test_transcript_without_any_problem_reports_what_was_checked() -> None:
     assert not report.causes
     assert any(c.ran for c in report.checks)
     assert report.nodes == ("cp-1",)
+
+
+def test_calico_is_recognised_from_its_bird_routes() -> None:
+    text = (
+        "root@w1:~# ip route\n"
+        "default via 10.1.0.1 dev eth0 proto static\n"
+        "10.1.0.0/24 dev eth0 proto kernel scope link src 10.1.0.21\n"
+        "10.233.90.0/26 via 10.1.0.22 dev tunl0 proto bird onlink\n"
+    )
+    ev = evidence_from_transcript(text, "t.txt")
+    assert [f.value for f in ev.facts.cni] == ["calico"]
+
+
+def test_list_detectors_covers_the_catalog() -> None:
+    from typer.testing import CliRunner
+
+    from netsleuth.cli import app
+
+    result = CliRunner().invoke(app, ["diagnose", "--list-detectors"])
+    assert result.exit_code == 0
+    for mode in ("A01", "B11", "C27", "D35", "E42", "F50"):
+        assert mode in result.output

@@ -306,10 +306,23 @@ def _failed_file(exc: ParseError, files: Mapping[str, str], origin: str,
 KUBERNETES_COMMENT = "default/kubernetes:https"
 
 
+# Routes that only a given CNI installs: `proto bird` is Calico's BGP daemon.
+ROUTE_PROTOCOL_CNI = {"bird": "calico"}
+
+
 def facts_from_rules(facts: ClusterFacts, nodes: Mapping[str, NodeEvidence]) -> ClusterFacts:
-    """Without the Service objects, kube-proxy's own rules still say where the `kubernetes`
-    Service is: its dispatch rule carries the comment "default/kubernetes:https cluster IP"
-    and the ClusterIP as `-d IP/32` (every kube-proxy version writes it so)."""
+    """Facts the nodes' own state shows when the cluster objects do not: the CNI from the
+    routes it installs, and the `kubernetes` Service from kube-proxy's rules (its dispatch
+    rule carries the comment "default/kubernetes:https cluster IP" and the ClusterIP as
+    `-d IP/32`; every kube-proxy version writes it so)."""
+    if not facts.cni:
+        for node in nodes.values():
+            route = next((r for r in node.state.routes if r.protocol in ROUTE_PROTOCOL_CNI), None)
+            if route is not None and route.protocol is not None:
+                cni = ROUTE_PROTOCOL_CNI[route.protocol]
+                facts = replace(facts, cni=(Fact(cni, f"`proto {route.protocol}` routes on "
+                                                      f"{node.name}", (route.source,)),))
+                break
     if facts.kubernetes_service_ips:
         return facts
     for node in nodes.values():
