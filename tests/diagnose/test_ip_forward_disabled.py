@@ -52,3 +52,14 @@ def test_forwarding_on_is_not_flagged() -> None:
     for name in ("a08-tailscale-k3s", "a06-rpfilter-calico", "healthy-multinic-kubespray"):
         assert not run(ip_forward_disabled, scenario(name)), name
     assert not run(ip_forward_disabled, saved_transcript("healthy_en.txt"))
+
+
+def test_a_machine_nothing_ties_to_a_cluster_is_not_flagged() -> None:
+    from netsleuth.diagnose.evidence import evidence_from_files
+
+    files = {
+        "nodes/laptop/ip-route.txt": "default via 192.168.1.1 dev wlan0 proto dhcp metric 600\n"
+        "192.168.1.0/24 dev wlan0 proto kernel scope link src 192.168.1.50 metric 600\n",
+        "nodes/laptop/sysctl.txt": "net.ipv4.ip_forward = 0\nnet.ipv4.conf.all.forwarding = 0\n",
+    }
+    assert not list(ip_forward_disabled(evidence_from_files(files, "b")))

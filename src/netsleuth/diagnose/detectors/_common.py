@@ -100,3 +100,23 @@ def cidr_text(cidrs: list[IPNetwork], ip: IPAddress) -> str:
         if ip in c:
             return str(c)
     return str(ip_network(ip))
+
+
+CNI_DEVICES = ("cali", "flannel", "cni", "cilium", "vxlan.calico", "tunl", "weave", "kube-",
+               "lxc", "antrea", "ovn", "nodelocaldns")
+
+
+def looks_like_k8s_node(ev: Evidence, node: NodeEvidence) -> bool:
+    """Whether anything says this machine is a Kubernetes node: the cluster knows it, pods run
+    on it, kube-proxy programmed it, or a CNI created its devices. Node-level checks that
+    only make sense on a node (forwarding, CNI rules) stay silent on any other machine."""
+    if any(n.name == node.name for n in ev.objects.nodes):
+        return True
+    if any(ev.node_for(p.node) == node.name for p in ev.objects.pods):
+        return True
+    if any(name.startswith("KUBE-") for t in node.state.ruleset.tables.values()
+           for name in t.chains):
+        return True
+    names = {link.name for link in node.state.links} | {a.ifname for a in node.state.addresses}
+    names |= {r.dev for r in node.state.routes if r.dev}
+    return any(n.startswith(CNI_DEVICES) for n in names)

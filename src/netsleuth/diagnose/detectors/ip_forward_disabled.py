@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from netsleuth.datapath.trace_model import Trace, Verdict
 from netsleuth.diagnose.detectors._cluster import node_ips, pods_on_node, sysctl_line
-from netsleuth.diagnose.detectors._common import dns_pod
+from netsleuth.diagnose.detectors._common import dns_pod, looks_like_k8s_node
 from netsleuth.diagnose.detectors._nodenet import (
     TIMEOUTS,
     Candidate,
@@ -94,7 +94,10 @@ def ip_forward_disabled(ev: Evidence) -> Iterator[Finding]:
     for node in iter_nodes(ev):
         sysctls = node.state.sysctls
         off = _off_keys(sysctls)
-        if not off:
+        # Forwarding off is a fault only on a Kubernetes node: say nothing about a machine
+        # that no evidence ties to a cluster.
+        cluster = bool(ev.objects.services or ev.objects.pods or ev.objects.nodes)
+        if not off or not (cluster or preflight or looks_like_k8s_node(ev, node)):
             continue
         proof: tuple[Candidate, Trace] | None = None
         for cand in _candidates(ev, node):
