@@ -1,6 +1,6 @@
 """Kernel-differential tests: random node configurations, the real kernel against the tracer.
 
-- `test_seeded_cases`: NETSLEUTH_DIFF_N (default 200) seeded cases; every disagreement must be
+- `test_seeded_cases`: NETSLEUTH_DIFF_N (default 300) seeded cases; every disagreement must be
   a known, still open one (tests/lab/data/differential/known.json), so a new simulator bug, a
   fixed one coming back, or a harness regression fails the run. The agreement rate is printed.
 - `test_known_disagreement`: each known disagreement replayed from its stored case: the kernel
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.lab
 
 KNOWN_PATH = Path(__file__).parent / "data" / "differential" / "known.json"
 KNOWN: list[dict[str, Any]] = json.loads(KNOWN_PATH.read_text())["cases"]
-CASES = int(os.environ.get("NETSLEUTH_DIFF_N", "200"))
+CASES = int(os.environ.get("NETSLEUTH_DIFF_N", "300"))
 
 
 def _need_lab_and_simulator() -> diff.Tracer:
