@@ -166,7 +166,7 @@ class NodeDatapath:
             if len(result.paths) > 1:
                 s = s._replace(detail=s.detail + (f"multipath: next hop {nh} share {share:.3g}",))
             paths.append(path._replace(packet=packet, weight=_times(path.weight, share),
-                                 steps=path.steps + (s,), route=result, next_hop=nh))
+                                       steps=path.steps + (s,), route=result, next_hop=nh))
         return paths
 
     def _output(self, path: _Path, fib: Fib, start: int = 0) -> list[Outcome]:
