@@ -744,35 +744,26 @@ def _cmd_sysctl(cmd: CommandInfo) -> float:
 _HOSTNAME_FLAGS = {"-I", "-i", "-f", "-s", "--all-ip-addresses", "--fqdn", "--short"}
 
 
+def _describes(resource: str) -> Callable[[KubectlCall], bool]:
+    return lambda c: c.verb == "describe" and c.resources[:1] == (resource,)
+
+
 def _register_builtin_kinds() -> None:
     k = register_kind
-    k(
-        FormatKind(
-            "kubectl-describe-pod",
-            _kubectl(lambda c: c.verb == "describe" and c.resources[:1] == ("pods",)),
-            _content_describe(_POD_DESCRIBE_KEYS),
-            re.compile(r"^Name:\s{2,}\S"),
-            frozenset({"kubectl-events-table"}),
+    for kind, resource, keys in (
+        ("kubectl-describe-pod", "pods", _POD_DESCRIBE_KEYS),
+        ("kubectl-describe-svc", "services", _SVC_DESCRIBE_KEYS),
+        ("kubectl-describe-node", "nodes", _NODE_DESCRIBE_KEYS),
+    ):
+        k(
+            FormatKind(
+                kind,
+                _kubectl(_describes(resource)),
+                _content_describe(keys),
+                re.compile(r"^Name:\s{2,}\S"),
+                frozenset({"kubectl-events-table"}),
+            )
         )
-    )
-    k(
-        FormatKind(
-            "kubectl-describe-svc",
-            _kubectl(lambda c: c.verb == "describe" and c.resources[:1] == ("services",)),
-            _content_describe(_SVC_DESCRIBE_KEYS),
-            re.compile(r"^Name:\s{2,}\S"),
-            frozenset({"kubectl-events-table"}),
-        )
-    )
-    k(
-        FormatKind(
-            "kubectl-describe-node",
-            _kubectl(lambda c: c.verb == "describe" and c.resources[:1] == ("nodes",)),
-            _content_describe(_NODE_DESCRIBE_KEYS),
-            re.compile(r"^Name:\s{2,}\S"),
-            frozenset({"kubectl-events-table"}),
-        )
-    )
     k(
         FormatKind(
             "kubectl-describe",
