@@ -8,9 +8,10 @@ when no rule yields a route the lookup fails with ENETUNREACH (__fib_lookup maps
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from netsleuth.model.net import (
     TABLE_LOCAL,
@@ -40,8 +41,7 @@ RULE_ACTION_ERRNO: dict[RuleAction, str] = {
 NO_ROUTE_ERRNO = "ENETUNREACH"
 
 
-@dataclass(frozen=True, slots=True)
-class RouteResult:
+class RouteResult(NamedTuple):
     """The answer of one FIB lookup, with the reasoning that led to it.
 
     On success `route` is set and `errno` is None. `paths` lists (next hop, share) for
@@ -55,11 +55,12 @@ class RouteResult:
     table: int | None
     paths: tuple[tuple[NextHop, float], ...]
     trail: tuple[tuple[object, ...], ...]  # what each rule did; formatted on demand
+    dst: IPAddress | None = None  # the destination looked up
 
     @property
     def considered(self) -> tuple[str, ...]:
         """The rules tried, in words ("rule 32766: lookup main: no route covers 10.96.0.1")."""
-        return tuple(_say(entry) for entry in self.trail)
+        return tuple(_say(entry, self.dst) for entry in self.trail)
 
     @property
     def ok(self) -> bool:
@@ -115,10 +116,23 @@ class Fib:
                 by_table[route.table].append(route)
         self._tables = {tid: _Table(rs) for tid, rs in by_table.items()}
         self.rules = tuple(sorted(rules, key=lambda r: r.priority))
+        # A rule without selectors matches every flow: most nodes have only such rules, and
+        # the lookup then needs no flow at all.
+        self._selective = tuple(_has_selectors(r) for r in self.rules)
+        self.selective = any(self._selective)
+        self._paths: dict[int, tuple[tuple[NextHop, float], ...]] = {}
+        # Without selective rules a lookup depends only on the destination, and only on which
+        # routes cover it: every address between two consecutive route boundaries (a prefix's
+        # first address, or the one after its last) is covered by the same routes in every
+        # table, so their lookups agree. Results are kept per such interval.
+        self._bounds = sorted({b for r in routes if r.dst.version == family
+                               for b in (int(r.dst.network_address),
+                                         int(r.dst.broadcast_address) + 1)})
+        self._memo: dict[tuple[int, int], RouteResult] = {}
         self._addresses = [a for a in addresses if a.ip.version == family]
-        self._by_dev: dict[str, list[Address]] = defaultdict(list)
+        self._by_dev: dict[str, list[tuple[Address, IPAddress, IPNetwork]]] = defaultdict(list)
         for addr in self._addresses:
-            self._by_dev[addr.ifname].append(addr)
+            self._by_dev[addr.ifname].append((addr, addr.ip, addr.network))
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -140,16 +154,37 @@ class Fib:
 
         `uid` is the socket owner for uidrange rules (root when unknown, as for packets
         without a socket)."""
-        flow = _Flow(dst, src, iif, oif, mark, tos, proto, sport, dport, uid)
+        if self.selective:
+            return self._lookup(dst, src, iif, oif, mark, tos, proto, sport, dport, uid)
+        key = (bisect.bisect_right(self._bounds, int(dst)), tos)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = self._lookup(dst, src, iif, oif, mark, tos, proto, sport,
+                                                   dport, uid)
+        elif known.dst != dst:
+            known = RouteResult(known.route, known.errno, known.rule, known.table, known.paths,
+                                known.trail, dst)
+        return known
+
+    def _lookup(
+        self, dst: IPAddress, src: IPAddress | None, iif: str | None, oif: str | None,
+        mark: int, tos: int, proto: int | None, sport: int | None, dport: int | None, uid: int,
+    ) -> RouteResult:
+        flow: _Flow | None = None
         # The trail is kept as tuples and put into words only when someone reads it: lookups
         # sit on the hot path of every trace.
         trail: list[tuple[object, ...]] = []
+        rules = self.rules
         index = 0
-        while index < len(self.rules):
-            rule = self.rules[index]
+        while index < len(rules):
+            rule = rules[index]
+            if self._selective[index]:
+                if flow is None:
+                    flow = _Flow(dst, src, iif, oif, mark, tos, proto, sport, dport, uid)
+                if not _rule_matches(rule, flow):
+                    index += 1
+                    continue
             index += 1
-            if not _rule_matches(rule, flow):
-                continue
             if rule.action == RuleAction.NOP:
                 continue
             if rule.action == RuleAction.GOTO:
@@ -161,12 +196,12 @@ class Fib:
             if rule.action in RULE_ACTION_ERRNO:
                 errno = RULE_ACTION_ERRNO[rule.action]
                 trail.append(("action", rule.priority, rule.action.value, errno))
-                return RouteResult(None, errno, rule, None, (), tuple(trail))
+                return RouteResult(None, errno, rule, None, (), tuple(trail), dst)
             table_id = rule.table if rule.table is not None else 0
             table = self._tables.get(table_id)
             route = table.lookup(dst, tos) if table else None
             if route is None:
-                trail.append(("miss", rule.priority, table_id, dst, table is None))
+                trail.append(("miss", rule.priority, table_id, table is None))
                 continue
             if route.type == RouteType.THROW:
                 trail.append(("throw", rule.priority, table_id, route))
@@ -181,10 +216,14 @@ class Fib:
             trail.append(("hit", rule.priority, table_id, route))
             if route.type in ROUTE_TYPE_ERRNO:
                 errno = ROUTE_TYPE_ERRNO[route.type]
-                return RouteResult(route, errno, rule, table_id, (), tuple(trail))
-            return RouteResult(route, None, rule, table_id, _paths(route), tuple(trail))
+                return RouteResult(route, errno, rule, table_id, (), tuple(trail), dst)
+            # By identity: the tables hold every route as long as this Fib lives.
+            paths = self._paths.get(id(route))
+            if paths is None:
+                paths = self._paths[id(route)] = _paths(route)
+            return RouteResult(route, None, rule, table_id, paths, tuple(trail), dst)
         trail.append(("none",))
-        return RouteResult(None, NO_ROUTE_ERRNO, None, None, (), tuple(trail))
+        return RouteResult(None, NO_ROUTE_ERRNO, None, None, (), tuple(trail), dst)
 
     def local_type(self, addr: IPAddress, dev: str | None = None) -> RouteType:
         """inet_dev_addr_type(): the address's type per table local (what addrtype tests)."""
@@ -210,13 +249,13 @@ class Fib:
         """inet_select_addr(): a primary address on `dev` within `scope`, preferring one whose
         subnet holds `dst`; otherwise the first suitable non-link-scope address of any device."""
         fallback: IPAddress | None = None
-        for addr in self._by_dev.get(dev or "", ()):
+        for addr, ip, network in self._by_dev.get(dev or "", ()):
             if addr.secondary or addr.scope > scope:
                 continue
-            if dst is None or dst in addr.network:
-                return addr.ip
+            if dst is None or dst in network:
+                return ip
             if fallback is None:
-                fallback = addr.ip
+                fallback = ip
         if fallback is not None:
             return fallback
         # Kernel order is device order, with lo first; our address list keeps the file order.
@@ -247,6 +286,13 @@ def _paths(route: Route) -> tuple[tuple[NextHop, float], ...]:
     return tuple((h, max(h.weight, 1) / total) for h in route.nexthops)
 
 
+def _has_selectors(rule: PolicyRule) -> bool:
+    return (rule.src is not None or rule.dst is not None or rule.iif is not None
+            or rule.oif is not None or rule.fwmark is not None or rule.tos != 0
+            or rule.ipproto is not None or rule.sport is not None or rule.dport is not None
+            or rule.uidrange is not None or rule.l3mdev or rule.invert)
+
+
 def _in(net: IPNetwork | None, addr: IPAddress | None) -> bool:
     if net is None:
         return True
@@ -256,8 +302,7 @@ def _in(net: IPNetwork | None, addr: IPAddress | None) -> bool:
     return addr.version == net.version and addr in net
 
 
-@dataclass(frozen=True, slots=True)
-class _Flow:
+class _Flow(NamedTuple):
     """The flowi fields policy rules select on."""
 
     dst: IPAddress
@@ -295,7 +340,7 @@ def _rule_matches(rule: PolicyRule, f: _Flow) -> bool:
     return ok != rule.invert
 
 
-def _say(entry: tuple[object, ...]) -> str:
+def _say(entry: tuple[object, ...], dst: IPAddress | None) -> str:
     kind = entry[0]
     if kind == "none":
         return f"no rule produced a route → {NO_ROUTE_ERRNO}"
@@ -307,7 +352,7 @@ def _say(entry: tuple[object, ...]) -> str:
     table = table_name(int(str(entry[2])))
     if kind == "miss":
         return f"rule {prio}: lookup {table}: " + (
-            "table is empty" if entry[4] else f"no route covers {entry[3]}")
+            "table is empty" if entry[3] else f"no route covers {dst}")
     route = entry[3]
     assert isinstance(route, Route)
     if kind == "throw":

@@ -15,17 +15,17 @@ exactly those of a linear scan.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
-from typing import NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from netsleuth.datapath.fib import Fib
 from netsleuth.datapath.packet import PROTO_NUMBERS, ConnState, Packet
-from netsleuth.datapath.trace_model import Step
+from netsleuth.datapath.trace_model import Step, Trail, trail_steps
 from netsleuth.model.net import IPAddress, RouteType, Scope
 from netsleuth.model.netfilter import Chain, Match, Option, Rule, Ruleset, Table, Target
 
@@ -34,6 +34,7 @@ MAX_DEPTH = 64  # chain nesting: the kernel refuses loops; this bounds a broken 
 MAX_BRANCHES = 256  # forks per table walk before the rest is reported as truncated
 INDEX_THRESHOLD = 24  # chains shorter than this are scanned
 
+BoolFn = Callable[[Packet, "EvalContext"], bool]
 MatchFn = Callable[[Packet, "EvalContext"], float]
 
 
@@ -45,11 +46,21 @@ class EvalContext:
     fib: Fib | None
 
 
+class Weighed(NamedTuple):
+    """A match whose answer is not yes/no: a probability (`-m statistic`) or UNKNOWN."""
+
+    fn: MatchFn
+    label: str = ""  # what to name when the answer is UNKNOWN
+
+
 # -- target results ----------------------------------------------------------------------------
 
 
 class TargetResult(NamedTuple):
-    """`kind`: verdict (ACCEPT/DROP/REJECT/QUEUE in `name`), jump, goto, return, continue."""
+    """`kind`: verdict (ACCEPT/DROP/REJECT/QUEUE in `name`), jump, goto, return, continue.
+
+    For NAT targets `nat` says which binding was made and `note` holds only the caveats (an
+    address range); the words of the step are made from the rewritten packet when read."""
 
     kind: str
     packet: Packet
@@ -60,33 +71,46 @@ class TargetResult(NamedTuple):
 
 
 TargetFn = Callable[[Packet, "EvalContext"], TargetResult]
+# (kind, name, note, uncertain) of a target that leaves the packet as it is: a verdict, jump,
+# goto, RETURN, LOG...
+Static = tuple[str, str, str, bool]
 
 
 class CompiledRule(NamedTuple):
     rule: Rule
-    matches: tuple[tuple[MatchFn, str], ...]  # evaluator and a label for "unknown" reports
+    test: BoolFn | None  # the yes/no matches together; None: no such match
+    weigh: MatchFn | None  # the weighed matches' product (or UNKNOWN); None: none
+    unknown: tuple[str, ...]  # labels of the matches that can answer UNKNOWN
     target: TargetFn | None
+    static: Static | None  # the target's effect when it does not touch the packet
 
 
 class TableVerdict(NamedTuple):
-    """The end of one table walk on one branch."""
+    """The end of one table walk on one branch. `trail` continues the trail the walk was
+    given (see trace_model.Trail); `steps` are this walk's own steps when it was given none."""
 
     verdict: str  # ACCEPT, DROP, REJECT, QUEUE
     packet: Packet
     weight: float | None  # None = depends on an unevaluable match
-    steps: tuple[Step, ...]
+    trail: Trail
     assumptions: tuple[str, ...]
     reject_with: str | None = None
     nat: tuple[str, ...] = ()
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return trail_steps(self.trail)
 
 
 class CompiledChain:
     def __init__(self, table: str, chain: Chain) -> None:
         self.table = table
         self.chain = chain
+        self.name = chain.name
         self.size = len(chain.rules)
         # Rules compile on first evaluation: a trace touches a handful of a dump's 100k rules.
         self._compiled: list[CompiledRule | None] = [None] * self.size
+        self._all = list(range(self.size))
         self._indexed = self.size >= INDEX_THRESHOLD
         self._by_dst: dict[int, list[int]] = defaultdict(list)
         self._by_dport: dict[int, list[int]] = defaultdict(list)
@@ -109,10 +133,10 @@ class CompiledChain:
             crule = self._compiled[index] = compile_rule(self.chain.rules[index])
         return crule
 
-    def candidates(self, packet: Packet) -> list[int] | None:
-        """Rule indices that may match this packet, in order; None means "all of them"."""
+    def candidates(self, packet: Packet) -> list[int]:
+        """Indices of the rules that may match this packet, in rule order."""
         if not self._indexed:
-            return None
+            return self._all
         key = (int(packet.dst), packet.dport)
         hit = self._cache.get(key)
         if hit is None:
@@ -158,10 +182,12 @@ class CompiledRuleset:
 
     def chain(self, table: str, name: str) -> CompiledChain | None:
         key = (table, name)
-        if key not in self._chains:
+        try:
+            return self._chains[key]
+        except KeyError:
             raw = self.ruleset.chain(table, name)
-            self._chains[key] = CompiledChain(table, raw) if raw is not None else None
-        return self._chains[key]
+            compiled = self._chains[key] = CompiledChain(table, raw) if raw is not None else None
+            return compiled
 
     def has_table(self, name: str) -> bool:
         return name in self.ruleset.tables
@@ -170,169 +196,176 @@ class CompiledRuleset:
         return self.ruleset.tables.get(name)
 
     def walk(
-        self, table: str, chain: str, packet: Packet, ctx: EvalContext
+        self, table: str, chain: str, packet: Packet, ctx: EvalContext, trail: Trail = None
     ) -> list[TableVerdict]:
-        """Run built-in `chain` of `table` and return every way it can end."""
-        return _walk(self, table, chain, packet, ctx)
+        """Run built-in `chain` of `table` and return every way it can end, in depth-first
+        order (where a rule forks, the branch that took it comes first)."""
+        start = self.chain(table, chain)
+        if start is None:
+            return [TableVerdict("ACCEPT", packet, 1.0, trail, ())]
+        return _Walk(self, table, start, ctx).run(packet, trail)
 
 
 # -- the walker --------------------------------------------------------------------------------
 
-
-@dataclass(slots=True)
-class _State:
-    chain: str
-    index: int
-    stack: tuple[tuple[str, int], ...]
-    packet: Packet
-    weight: float | None
-    steps: tuple[Step, ...]
-    assumptions: tuple[str, ...]
-    nat: tuple[str, ...]
+# A branch waiting to be walked: (chain, its candidate rules, position in them, call stack of
+# (chain, candidates, position) frames, packet, weight, trail, assumptions, NAT bindings).
+_Branch = tuple[CompiledChain, list[int], int, tuple[Any, ...], Packet, "float | None", Trail,
+                tuple[str, ...], tuple[str, ...]]
 
 
-def _walk(
-    rs: CompiledRuleset, table: str, builtin: str, packet: Packet, ctx: EvalContext
-) -> list[TableVerdict]:
-    start = rs.chain(table, builtin)
-    if start is None:
-        return [TableVerdict("ACCEPT", packet, 1.0, (), ())]
-    policy = start.chain.policy or "ACCEPT"
-    results: list[TableVerdict] = []
-    work = [_State(builtin, 0, (), packet, 1.0, (), (), ())]
-    forks = 0
-    while work:
-        st = work.pop()
-        chain = rs.chain(table, st.chain)
-        cands: list[int] | None = chain.candidates(st.packet) if chain is not None else None
+class _Walk:
+    """One table walk at one hook. ipt_do_table (net/ipv4/netfilter/ip_tables.c): a jump
+    pushes the return position, goto does not; RETURN or the end of a user chain pops; RETURN
+    or the end of a built-in chain applies its policy. Branches run depth first."""
+
+    __slots__ = ("ctx", "forks", "hook", "policy", "results", "rs", "start", "table")
+
+    def __init__(self, rs: CompiledRuleset, table: str, start: CompiledChain,
+                 ctx: EvalContext) -> None:
+        self.rs = rs
+        self.table = table
+        self.start = start
+        self.ctx = ctx
+        self.hook = ctx.hook
+        self.policy = start.chain.policy or "ACCEPT"
+        self.forks = 0
+        self.results: list[TableVerdict] = []
+
+    def run(self, packet: Packet, trail: Trail) -> list[TableVerdict]:
+        start = self.start
+        # The packet's destination changes inside a walk only by DNAT/REDIRECT, which end it,
+        # so a chain's candidate rules are chosen once, when the walk enters it.
+        work: list[_Branch] = [(start, start.candidates(packet), 0, (), packet, 1.0, trail, (), ())]
+        while work:
+            self._branch(work, *work.pop())
+        if self.forks > MAX_BRANCHES:
+            note = f"more than {MAX_BRANCHES} paths; the rest were not followed"
+            return [r._replace(weight=None, assumptions=r.assumptions + (note,))
+                    for r in self.results]
+        return self.results
+
+    def _branch(
+        self, work: list[_Branch], chain: CompiledChain, cands: list[int], pos: int,
+        stack: tuple[Any, ...], packet: Packet, weight: float | None, trail: Trail,
+        notes: tuple[str, ...], nat: tuple[str, ...],
+    ) -> None:
+        ctx = self.ctx
+        chains = self.rs._chains
+        table = self.table
+        hook = self.hook
         while True:
-            if chain is None or chain.chain.name != st.chain:
-                chain = rs.chain(table, st.chain)
-                cands = chain.candidates(st.packet) if chain is not None else None
-            # The next rule that may match: every rule of a short chain, the index's
-            # candidates of a long one (the packet's destination does not change inside a
-            # walk except by DNAT/REDIRECT, which end it).
-            if chain is None:
-                rule_index = None
-            elif cands is None:
-                rule_index = st.index if st.index < chain.size else None
-            else:
-                pos = bisect.bisect_left(cands, st.index)
-                rule_index = cands[pos] if pos < len(cands) else None
-            if chain is None or rule_index is None:
-                # End of chain: a user chain returns to its caller, a built-in one applies
-                # its policy (ipt_do_table: "return" at the bottom of a built-in chain).
-                if st.stack:
-                    (st.chain, st.index), st.stack = st.stack[-1], st.stack[:-1]
+            if pos >= len(cands):
+                if stack:  # the end of a user chain returns to its caller
+                    chain, cands, pos = stack[-1]
+                    stack = stack[:-1]
                     continue
-                step = Step(ctx.hook, table, builtin, f"policy {policy}", policy, st.packet)
-                results.append(_verdict(policy, st, step))
-                break
-            crule = chain.rule(rule_index)
-            st.index = rule_index + 1
-            weight = 1.0
-            unknown = False
-            for fn, _label in crule.matches:
-                w = fn(st.packet, ctx)
+                self._end(self.policy, packet, weight, _policy_trail(self, trail, packet),
+                          notes, nat)
+                return
+            index = cands[pos]
+            pos += 1
+            crule = chain._compiled[index] or chain.rule(index)
+            _rule, test, weigh, _unknown, target, static = crule
+            if target is None:
+                continue  # a rule without a target only counts packets
+            if test is not None and not test(packet, ctx):
+                continue
+            w = 1.0
+            if weigh is not None:
+                w = weigh(packet, ctx)
                 if w == 0.0:
-                    weight = 0.0
-                    break
-                if w == UNKNOWN:
-                    unknown = True
-                else:
-                    weight *= w
-            if weight == 0.0:
-                continue
-            if crule.target is None:
-                # A rule without a target only counts packets.
-                continue
-            if weight < 1.0 or unknown:
-                forks += 1
-                if forks <= MAX_BRANCHES:
-                    # The branch where this rule did not match goes on with the next rule.
-                    other = _State(
-                        st.chain, st.index, st.stack, st.packet,
-                        None if (unknown or st.weight is None) else st.weight * (1.0 - weight),
-                        st.steps,
-                        st.assumptions + _unknown_notes(crule, unknown, matched=False),
-                        st.nat,
-                    )
-                    work.append(other)
-                st.weight = None if (unknown or st.weight is None) else st.weight * weight
-                st.assumptions = st.assumptions + _unknown_notes(crule, unknown, matched=True)
-            res = crule.target(st.packet, ctx)
-            step = Step(
-                ctx.hook, table, st.chain, crule.rule.raw, _action(res), res.packet,
-                crule.rule.source,
-                (f"probability {weight:.6g}",) if 0.0 < weight < 1.0 and not unknown else (),
-            )
-            st.steps = st.steps + (step,)
-            st.packet = res.packet
-            if res.nat:
-                st.nat = st.nat + (res.nat,)
-            if res.uncertain:
-                st.weight = None
-                st.assumptions = st.assumptions + (res.note,)
-            if res.kind == "continue":
-                continue
-            if res.kind in ("jump", "goto"):
-                if rs.chain(table, res.name) is None:
-                    st.assumptions = st.assumptions + (
-                        f"chain {res.name} ({table}) is not in the evidence; treated as empty",
-                    )
                     continue
-                if len(st.stack) >= MAX_DEPTH:
-                    results.append(_verdict("DROP", st, step, note="chain nesting too deep"))
-                    break
-                if res.kind == "jump":
-                    st.stack = st.stack + ((st.chain, st.index),)
-                st.chain, st.index = res.name, 0
+                if w != 1.0:
+                    unknown = w == UNKNOWN
+                    self.forks += 1
+                    if self.forks <= MAX_BRANCHES:
+                        # The branch where this rule did not match goes on with the next rule.
+                        work.append((chain, cands, pos, stack, packet,
+                                     None if unknown or weight is None else weight * (1.0 - w),
+                                     trail, notes + _unknown_notes(crule, unknown, matched=False),
+                                     nat))
+                    weight = None if unknown or weight is None else weight * w
+                    if unknown:
+                        notes = notes + _unknown_notes(crule, True, matched=True)
+            if static is not None:
+                # A target that leaves the packet alone: its effect is known at compile time.
+                kind, name, note, uncertain = static
+                trail = (trail, _static_step, hook, table, chain.name, crule, w, packet)
+            else:
+                res = target(packet, ctx)
+                trail = (trail, _rule_step, hook, table, chain.name, crule, res, w)
+                packet = res.packet
+                kind, name, note, uncertain = res.kind, res.name, res.note, res.uncertain
+                if res.nat:
+                    nat = (*nat, res.nat)
+            if uncertain:
+                weight = None
+                notes = (*notes, note)
+            if kind == "continue":
                 continue
-            if res.kind == "return":
-                if st.stack:
-                    (st.chain, st.index), st.stack = st.stack[-1], st.stack[:-1]
+            if kind == "jump" or kind == "goto":
+                sub = chains.get((table, name)) or self.rs.chain(table, name)
+                if sub is None:
+                    notes = (*notes,
+                             f"chain {name} ({table}) is not in the evidence; treated as empty")
                     continue
-                step = Step(ctx.hook, table, builtin, f"policy {policy}", policy, st.packet)
-                results.append(_verdict(policy, st, step))
-                break
-            results.append(_verdict(res.name, st, None, reject_with=res.note or None))
-            break
-    if forks > MAX_BRANCHES:
-        results = [
-            TableVerdict(
-                r.verdict, r.packet, None, r.steps,
-                r.assumptions + (f"more than {MAX_BRANCHES} paths; the rest were not followed",),
-                r.reject_with, r.nat,
-            )
-            for r in results
-        ]
-    return results
+                if len(stack) >= MAX_DEPTH:
+                    self._end("DROP", packet, weight, trail, (*notes, "chain nesting too deep"),
+                              nat)
+                    return
+                if kind == "jump":
+                    stack = (*stack, (chain, cands, pos))
+                chain, pos = sub, 0
+                cands = sub.candidates(packet) if sub._indexed else sub._all
+                continue
+            if kind == "return":
+                if stack:
+                    chain, cands, pos = stack[-1]
+                    stack = stack[:-1]
+                    continue
+                self._end(self.policy, packet, weight, _policy_trail(self, trail, packet),
+                          notes, nat)
+                return
+            self._end(name, packet, weight, trail, notes, nat, note or None)
+            return
+
+    def _end(self, verdict: str, packet: Packet, weight: float | None, trail: Trail,
+             notes: tuple[str, ...], nat: tuple[str, ...], reject_with: str | None = None) -> None:
+        self.results.append(TableVerdict(verdict, packet, weight, trail, notes, reject_with, nat))
 
 
+def _policy_trail(walk: _Walk, trail: Trail, packet: Packet) -> Trail:
+    return (trail, Step, walk.hook, walk.table, walk.start.name, f"policy {walk.policy}",
+            walk.policy, packet)
 
 
-def _verdict(
-    verdict: str, st: _State, step: Step | None, *, note: str = "", reject_with: str | None = None
-) -> TableVerdict:
-    steps = st.steps + ((step,) if step is not None else ())
-    assumptions = st.assumptions + ((note,) if note else ())
-    return TableVerdict(verdict, st.packet, st.weight, steps, assumptions, reject_with, st.nat)
+def _static_step(hook: str, table: str, chain: str, crule: CompiledRule, weight: float,
+                 packet: Packet) -> Step:
+    assert crule.static is not None
+    kind, name, note, uncertain = crule.static
+    return _rule_step(hook, table, chain, crule,
+                      TargetResult(kind, packet, name, note, "", uncertain), weight)
 
 
+def _rule_step(hook: str, table: str, chain: str, crule: CompiledRule, res: TargetResult,
+               weight: float) -> Step:
+    rule = crule.rule
+    detail = (f"probability {weight:.6g}",) if 0.0 < weight < 1.0 else ()
+    return Step(hook, table, chain, rule.raw, _action(res), res.packet, rule.source, detail)
 
 
 def _unknown_notes(crule: CompiledRule, unknown: bool, *, matched: bool) -> tuple[str, ...]:
     if not unknown:
         return ()
-    labels = [label for fn, label in crule.matches if label]
-    what = ", ".join(labels) or "a match"
+    what = ", ".join(crule.unknown) or "a match"
     verb = "matched" if matched else "did not match"
     return (f"{crule.rule.source}: {what} cannot be evaluated from the evidence; assumed it {verb}",)
 
 
 def _action(res: TargetResult) -> str:
     if res.nat:
-        return res.note
+        return _nat_action(res)
     if res.kind in ("jump", "goto"):
         return f"{res.kind} {res.name}"
     if res.kind == "verdict":
@@ -342,27 +375,87 @@ def _action(res: TargetResult) -> str:
     return res.note or "continue"
 
 
+def _nat_action(res: TargetResult) -> str:
+    p = res.packet
+    caveat = f" ({res.note})" if res.note else ""
+    if res.nat == "dnat":
+        return f"DNAT to {p.endpoint('dst')}{caveat}"
+    if res.nat == "snat":
+        return f"SNAT to {p.endpoint('src')}{caveat}"
+    if res.nat == "masquerade":
+        return f"MASQUERADE to {p.src} (address of {p.oif})"
+    return f"REDIRECT to {p.endpoint('dst')}"
+
+
 # -- compiling matches -------------------------------------------------------------------------
 
 
 def compile_rule(rule: Rule) -> CompiledRule:
-    fns: list[tuple[MatchFn, str]] = []
+    preds: list[BoolFn] = []
+    weighed: list[Weighed] = []
     for match in rule.matches:
         try:
-            fns.extend(_compile_match(match, rule))
+            for fn in _compile_match(match, rule):
+                if isinstance(fn, Weighed):
+                    weighed.append(fn)
+                else:
+                    preds.append(fn)
         except (ValueError, TypeError, IndexError):
             # iptables-restore would have refused the value; a trace that reaches the rule
             # says so instead of guessing (or failing).
-            fns.append((_unknown, f"an invalid value in -m {match.module or 'builtin'} "
-                                  f"{' '.join(o.name + ' ' + o.value for o in match.options)}"))
+            weighed.append(Weighed(_unknown, f"an invalid value in -m {match.module or 'builtin'} "
+                                   f"{' '.join(o.name + ' ' + o.value for o in match.options)}"))
     target: TargetFn | None = None
+    static: Static | None = None
     if rule.target is not None:
+        static = _static_action(rule.target)
         try:
             target = _compile_target(rule.target, rule)
         except (ValueError, TypeError, IndexError):
-            bad = rule.target
-            target = _invalid_target(bad)
-    return CompiledRule(rule, tuple(fns), target)
+            target = _invalid_target(rule.target)
+    return CompiledRule(rule, _all_of(preds), _product(weighed),
+                        tuple(w.label for w in weighed if w.label), target, static)
+
+
+def _all_of(preds: list[BoolFn]) -> BoolFn | None:
+    """One function for a rule's yes/no matches (one call per rule on the hot path)."""
+    if not preds:
+        return None
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+        return lambda p, c: a(p, c) and b(p, c)
+    if len(preds) == 3:
+        a, b, d = preds
+        return lambda p, c: a(p, c) and b(p, c) and d(p, c)
+    fns = tuple(preds)
+    return lambda p, c: all(f(p, c) for f in fns)
+
+
+def _product(weighed: list[Weighed]) -> MatchFn | None:
+    """The weight of a rule's weighed matches: 0 as soon as one says no, UNKNOWN if one cannot
+    tell (and none says no), else the product of the probabilities."""
+    if not weighed:
+        return None
+    if len(weighed) == 1:
+        return weighed[0].fn
+    fns = tuple(w.fn for w in weighed)
+
+    def product(p: Packet, c: EvalContext) -> float:
+        weight = 1.0
+        unknown = False
+        for fn in fns:
+            w = fn(p, c)
+            if w == 0.0:
+                return 0.0
+            if w == UNKNOWN:
+                unknown = True
+            else:
+                weight *= w
+        return UNKNOWN if unknown else weight
+
+    return product
 
 
 def _invalid_target(target: Target) -> TargetFn:
@@ -371,20 +464,20 @@ def _invalid_target(target: Target) -> TargetFn:
     return lambda p, c: TargetResult("continue", p, note=note, uncertain=True)
 
 
-def _compile_match(match: Match, rule: Rule) -> Iterator[tuple[MatchFn, str]]:
+def _compile_match(match: Match, rule: Rule) -> Iterator[BoolFn | Weighed]:
     compiler = _MATCH_COMPILERS.get(match.module)
     if compiler is None:
         label = f"-m {match.module}" if match.module != "?" else _unparsed_label(match)
-        yield (lambda p, c: UNKNOWN), label
+        yield Weighed(_unknown, label)
         return
     for opt in match.options:
         fn = compiler(opt, match, rule)
         if fn is None:
             continue
-        if fn is _unknown:
-            yield fn, f"-m {match.module} {opt.name}"
+        if fn is _UNKNOWN:
+            yield Weighed(_unknown, f"-m {match.module} {opt.name}")
         else:
-            yield fn, ""
+            yield fn
 
 
 def _unparsed_label(match: Match) -> str:
@@ -396,13 +489,16 @@ def _unknown(packet: Packet, ctx: EvalContext) -> float:
     return UNKNOWN
 
 
-def _neg(fn: Callable[[Packet, EvalContext], bool], negated: bool) -> MatchFn:
+_UNKNOWN = Weighed(_unknown)  # what an option compiler returns for an option it cannot decide
+
+
+def _neg(fn: BoolFn, negated: bool) -> BoolFn:
     if negated:
-        return lambda p, c: 0.0 if fn(p, c) else 1.0
-    return lambda p, c: 1.0 if fn(p, c) else 0.0
+        return lambda p, c: not fn(p, c)
+    return fn
 
 
-OptCompiler = Callable[[Option, Match, Rule], MatchFn | None]
+OptCompiler = Callable[[Option, Match, Rule], BoolFn | Weighed | None]
 
 
 def _masked(text: str) -> tuple[int, int, int] | None:
@@ -452,19 +548,31 @@ def _proto_num(text: str) -> int | None:
     return PROTO_NUMBERS.get(t, -1)
 
 
-def _builtin(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _addr_test(text: str, field: str) -> BoolFn:
+    """The packet's `field` ("src" or "dst") is in one of `text`'s networks."""
+    get = attrgetter(field)
+    if "," not in text and "/" in text and _masked(text) is None:
+        net = ip_network(text, strict=False)
+        cls = type(net.network_address)
+        lo, mask = int(net.network_address), int(net.netmask)
+        # One closure per rule, no nested calls: this runs for nearly every rule a walk visits.
+        return lambda p, c: type(a := get(p)) is cls and (int(a) & mask) == lo
+    pred = _addr_pred(text)
+    return lambda p, c: pred(get(p))
+
+
+def _builtin(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     name = opt.name
     if name in ("-s", "--source", "--src"):
-        pred = _addr_pred(opt.value)
-        return _neg(lambda p, c: pred(p.src), opt.negated)
+        return _neg(_addr_test(opt.value, "src"), opt.negated)
     if name in ("-d", "--destination", "--dst"):
-        pred = _addr_pred(opt.value)
-        return _neg(lambda p, c: pred(p.dst), opt.negated)
+        return _neg(_addr_test(opt.value, "dst"), opt.negated)
     if name in ("-p", "--protocol"):
         want = _proto_num(opt.value)
         if want is None:
             return _neg(lambda p, c: True, opt.negated)
-        return _neg(lambda p, c: PROTO_NUMBERS.get(p.proto, -2) == want, opt.negated)
+        names = frozenset(n for n, number in PROTO_NUMBERS.items() if number == want)
+        return _neg(lambda p, c: p.proto in names, opt.negated)
     if name in ("-i", "--in-interface"):
         ipred = _iface_pred(opt.value)
         return _neg(lambda p, c: ipred(p.iif), opt.negated)
@@ -474,7 +582,7 @@ def _builtin(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
     if name in ("-f", "--fragment"):
         # A connection's first packet is never a non-first fragment.
         return _neg(lambda p, c: False, opt.negated)
-    return _unknown
+    return _UNKNOWN
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -485,10 +593,13 @@ def _port_range(text: str) -> tuple[int, int]:
 
 def _ports_pred(text: str) -> Callable[[int | None], bool]:
     ranges = [_port_range(part) for part in text.split(",")]
+    if len(ranges) == 1:
+        low, high = ranges[0]
+        return lambda port: port is not None and low <= port <= high
     return lambda port: port is not None and any(lo <= port <= hi for lo, hi in ranges)
 
 
-def _l4(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _l4(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     name = opt.name
     if name in ("--dport", "--destination-port", "--dports", "--destination-ports"):
         pred = _ports_pred(opt.value)
@@ -511,7 +622,7 @@ def _l4(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
         return _neg(lambda p, c: syn_only == (comp & mask), opt.negated)
     if name in ("--icmp-type", "--icmpv6-type"):
         return _neg(lambda p, c: opt.value in ("echo-request", "8", "any", "128"), opt.negated)
-    return _unknown
+    return _UNKNOWN
 
 
 def _mark_pred(text: str) -> tuple[int, int]:
@@ -519,23 +630,23 @@ def _mark_pred(text: str) -> tuple[int, int]:
     return int(value, 0), int(mask, 0) if mask else 0xFFFFFFFF
 
 
-def _mark(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _mark(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     if opt.name == "--mark":
         value, mask = _mark_pred(opt.value)
         if match.module == "connmark":
             return _neg(lambda p, c: (p.ct_mark & mask) == value, opt.negated)
         return _neg(lambda p, c: (p.mark & mask) == value, opt.negated)
-    return _unknown
+    return _UNKNOWN
 
 
 ADDRTYPES = {t.value.upper(): t for t in RouteType}
 
 
-def _addrtype(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _addrtype(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     if opt.name in ("--limit-iface-in", "--limit-iface-out"):
         return None  # consulted by the type tests below
     if opt.name not in ("--src-type", "--dst-type"):
-        return _unknown
+        return _UNKNOWN
     types = {ADDRTYPES.get(t.upper()) for t in opt.value.split(",")}
     field = "src" if opt.name == "--src-type" else "dst"
     limit_in = match.option("--limit-iface-in") is not None
@@ -551,10 +662,11 @@ def _addrtype(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
         hit = c.fib.local_type(addr, dev) in types
         return 1.0 if hit != opt.negated else 0.0
 
-    return test
+    # Weighed: without the node's addresses the answer is UNKNOWN.
+    return Weighed(test)
 
 
-def _conntrack(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _conntrack(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     name = opt.name
     if name in ("--ctstate", "--state"):
         states = {s.upper() for s in opt.value.split(",")}
@@ -595,31 +707,32 @@ def _conntrack(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
         # A first packet's connection is unconfirmed, not ASSURED, not SEEN_REPLY.
         statuses = {s.upper() for s in opt.value.split(",")}
         return _neg(lambda p, c: "NONE" in statuses, opt.negated)
-    return _unknown
+    return _UNKNOWN
 
 
-def _statistic(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _statistic(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     mode = match.option("--mode")
     if opt.name == "--mode":
         return None
     if mode is not None and mode.value == "random" and opt.name == "--probability":
         prob = float(opt.value)
         weight = 1.0 - prob if opt.negated else prob
-        return lambda p, c: weight
+        return Weighed(lambda p, c: weight)
     if mode is not None and mode.value == "nth" and opt.name == "--every":
         every = int(opt.value)
         weight = 1.0 / every if every > 0 else 0.0
-        return lambda p, c: (1.0 - weight) if opt.negated else weight
+        nth = (1.0 - weight) if opt.negated else weight
+        return Weighed(lambda p, c: nth)
     if opt.name == "--packet":
         return None  # which of the n packets: the fork above covers one in n
-    return _unknown
+    return _UNKNOWN
 
 
-def _always(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _always(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     return None
 
 
-def _recent(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _recent(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     if opt.name in ("--rcheck", "--update"):
         # A new client has no entry in the recent list (no session-affinity history).
         return _neg(lambda p, c: False, opt.negated)
@@ -630,15 +743,15 @@ def _recent(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
     return None
 
 
-def _physdev(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _physdev(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     # A routed packet carries no bridge-port information (no nf_bridge in the skb), so every
     # physdev test fails on it (physdev_mt); bridged paths are not simulated yet.
     return _neg(lambda p, c: False, opt.negated)
 
 
-def _iprange(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _iprange(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     if opt.name not in ("--src-range", "--dst-range"):
-        return _unknown
+        return _UNKNOWN
     lo_text, _, hi_text = opt.value.partition("-")
     lo, hi = ip_address(lo_text), ip_address(hi_text or lo_text)
     if opt.name == "--src-range":
@@ -646,9 +759,9 @@ def _iprange(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
     return _neg(lambda p, c: lo <= p.dst <= hi, opt.negated)  # type: ignore[operator]
 
 
-def _pkttype(opt: Option, match: Match, rule: Rule) -> MatchFn | None:
+def _pkttype(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:
     if opt.name != "--pkt-type":
-        return _unknown
+        return _UNKNOWN
     want = opt.value.lower()
     return _neg(
         lambda p, c: want == ("multicast" if p.dst.is_multicast else "unicast"), opt.negated
@@ -690,16 +803,34 @@ NON_TERMINAL = {
 }
 
 
-def _compile_target(target: Target, rule: Rule) -> TargetFn:
+def _static_action(target: Target) -> Static | None:
+    """What a target that does not change the packet does; None for those that do."""
     name = target.name
     if name in ("ACCEPT", "DROP", "QUEUE", "NFQUEUE"):
-        return lambda p, c: TargetResult("verdict", p, name)
+        return ("verdict", name, "", False)
     if name == "REJECT":
         opt = target.option("--reject-with")
-        reject_with = opt.value if opt else "icmp-port-unreachable"
-        return lambda p, c: TargetResult("verdict", p, "REJECT", note=reject_with)
+        return ("verdict", "REJECT", opt.value if opt else "icmp-port-unreachable", False)
     if name == "RETURN":
-        return lambda p, c: TargetResult("return", p)
+        return ("return", "", "", False)
+    if name in _PACKET_TARGETS or (name == "CT" and target.option("--notrack") is not None):
+        return None
+    if name == "CT" or name in NON_TERMINAL:
+        return ("continue", "", name, False)
+    if name in _UNSIMULATED_TARGETS:
+        return ("continue", "", f"{name} not simulated", True)
+    return ("goto" if target.goto else "jump", name, "", False)
+
+
+_PACKET_TARGETS = {"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "MARK", "CONNMARK", "NOTRACK"}
+
+
+def _compile_target(target: Target, rule: Rule) -> TargetFn:
+    name = target.name
+    static = _static_action(target)
+    if static is not None:
+        kind, verdict, note, uncertain = static
+        return lambda p, c: TargetResult(kind, p, verdict, note, "", uncertain)
     if name == "DNAT":
         return _dnat(target)
     if name == "SNAT":
@@ -712,18 +843,10 @@ def _compile_target(target: Target, rule: Rule) -> TargetFn:
         return _mark_target(target, ct=False)
     if name == "CONNMARK":
         return _connmark(target)
-    if name in ("NOTRACK",) or (name == "CT" and target.option("--notrack") is not None):
-        return lambda p, c: TargetResult(
-            "continue", p.with_(ct_state=ConnState.UNTRACKED), note="NOTRACK: untracked"
-        )
-    if name == "CT" or name in NON_TERMINAL:
-        return lambda p, c: TargetResult("continue", p, note=name)
-    if name in _UNSIMULATED_TARGETS:
-        return lambda p, c: TargetResult(
-            "continue", p, note=f"{name} not simulated", uncertain=True,
-        )
-    kind = "goto" if target.goto else "jump"
-    return lambda p, c: TargetResult(kind, p, name)
+    # NOTRACK, or CT --notrack
+    return lambda p, c: TargetResult(
+        "continue", p.with_(ct_state=ConnState.UNTRACKED), note="NOTRACK: untracked"
+    )
 
 
 _UNSIMULATED_TARGETS = {"TPROXY", "CLUSTERIP", "HMARK", "JOOL"}
@@ -764,8 +887,7 @@ def _dnat(target: Target) -> TargetFn:
             orig_dport=p.orig_dport if p.orig_dport is not None else p.dport,
             dnat=True,
         )
-        return TargetResult("verdict", new, "ACCEPT", note=f"DNAT to {new.endpoint('dst')}"
-                            + (f" ({note})" if note else ""), nat="dnat")
+        return TargetResult("verdict", new, "ACCEPT", note=note, nat="dnat")
 
     return apply
 
@@ -781,8 +903,7 @@ def _snat(target: Target) -> TargetFn:
             orig_src=p.orig_src or p.src,
             snat=True,
         )
-        return TargetResult("verdict", new, "ACCEPT", note=f"SNAT to {new.endpoint('src')}"
-                            + (f" ({note})" if note else ""), nat="snat")
+        return TargetResult("verdict", new, "ACCEPT", note=note, nat="snat")
 
     return apply
 
@@ -797,8 +918,7 @@ def _masquerade(target: Target) -> TargetFn:
             return TargetResult("verdict", p, "DROP",
                                 note=f"MASQUERADE: no address on {p.oif} (packet dropped)")
         new = p.with_(src=new_src, orig_src=p.orig_src or p.src, snat=True)
-        return TargetResult("verdict", new, "ACCEPT",
-                            note=f"MASQUERADE to {new_src} (address of {p.oif})", nat="masquerade")
+        return TargetResult("verdict", new, "ACCEPT", nat="masquerade")
 
     return apply
 
@@ -822,8 +942,7 @@ def _redirect(target: Target) -> TargetFn:
             orig_dport=p.orig_dport if p.orig_dport is not None else p.dport,
             dnat=True,
         )
-        return TargetResult("verdict", new, "ACCEPT", note=f"REDIRECT to {new.endpoint('dst')}",
-                            nat="redirect")
+        return TargetResult("verdict", new, "ACCEPT", nat="redirect")
 
     return apply
 

@@ -28,7 +28,7 @@ class Packet(NamedTuple):
     `iif` is None for a locally generated packet; `oif` is set once a route was chosen.
     `orig_dst`/`orig_src` keep the pre-NAT addresses (conntrack's original tuple), so `ctstate
     DNAT` and the report can tell what NAT did. A NamedTuple rather than a dataclass: the walk
-    copies packets at every rewrite, and `_replace` is several times cheaper than
+    copies packets at every rewrite, and a tuple copy is several times cheaper than
     `dataclasses.replace`.
     """
 
@@ -56,7 +56,12 @@ class Packet(NamedTuple):
     is_error: bool = False
 
     def with_(self, **changes: object) -> Packet:
-        return self._replace(**changes)  # type: ignore[arg-type]
+        # NamedTuple._replace builds a dict and maps over every field: this copy is twice as
+        # fast, and the walk copies packets at every rewrite.
+        values: list[object] = list(self)
+        for name, value in changes.items():
+            values[_FIELD_INDEX[name]] = value
+        return tuple.__new__(Packet, values)
 
     @property
     def family(self) -> int:
@@ -69,3 +74,6 @@ class Packet(NamedTuple):
             return "*"
         host = f"[{addr}]" if addr.version == 6 else str(addr)
         return f"{host}:{port}" if port is not None else host
+
+
+_FIELD_INDEX = {name: i for i, name in enumerate(Packet._fields)}

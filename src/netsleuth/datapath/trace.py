@@ -8,7 +8,9 @@ and checked against the real kernel by the lab tests (tests/lab/test_kernel_fact
 
 from __future__ import annotations
 
+from functools import lru_cache
 from ipaddress import ip_address
+from operator import attrgetter
 from typing import NamedTuple
 
 from netsleuth.datapath.fib import Fib, RouteResult, describe_route, table_name
@@ -22,7 +24,15 @@ from netsleuth.datapath.hooks import (
 )
 from netsleuth.datapath.netfilter import CompiledRuleset, EvalContext, TableVerdict
 from netsleuth.datapath.packet import PROTO_NUMBERS, ConnState, Packet
-from netsleuth.datapath.trace_model import Outcome, Step, Trace, Verdict
+from netsleuth.datapath.trace_model import (
+    Outcome,
+    Step,
+    Trace,
+    Trail,
+    Verdict,
+    ready_step,
+    trail_steps,
+)
 from netsleuth.model.net import IPAddress, RouteType, RuleAction, default_policy_rules
 from netsleuth.model.node import NodeState
 
@@ -68,14 +78,36 @@ CONNTRACK_ASSUMPTION = (
 class _Path(NamedTuple):
     packet: Packet
     weight: float | None
-    steps: tuple[Step, ...]
+    trail: Trail
     assumptions: tuple[str, ...] = ()
     route: RouteResult | None = None
     next_hop: str | None = None
     masquerade: bool = False
 
     def add(self, *steps: Step) -> _Path:
-        return self._replace(steps=self.steps + steps)
+        trail = self.trail
+        for step in steps:
+            trail = (trail, ready_step, step)
+        return self.with_(trail=trail)
+
+    def with_(self, **changes: object) -> _Path:
+        # Cheaper than NamedTuple._replace (see Packet.with_): paths are copied at every hop.
+        values: list[object] = list(self)
+        for name, value in changes.items():
+            values[_PATH_FIELDS[name]] = value
+        return tuple.__new__(_Path, values)
+
+
+_PATH_FIELDS = {name: i for i, name in enumerate(_Path._fields)}
+
+
+# What ip_route_me_harder() compares after each table that may re-route (see REROUTE_AFTER).
+_REROUTE_TEST = {table: attrgetter(*fields) for table, fields in REROUTE_AFTER.items()}
+
+
+@lru_cache(maxsize=4096)
+def _text(addr: IPAddress) -> str:
+    return str(addr)  # next hops repeat from trace to trace; str() of an address is slow
 
 
 def _times(a: float | None, b: float | None) -> float | None:
@@ -91,6 +123,11 @@ class NodeDatapath:
             family: Fib(node.routes, node.rules, node.addresses, family) for family in (4, 6)
         }
         self.rules = CompiledRuleset(node.ruleset)
+        # The tables each hook runs, without those the ruleset lacks (they accept everything).
+        self._tables = {hook: tuple(t for t in HOOK_TABLES[hook]
+                                    if t == CONNTRACK or self.rules.has_table(t)) for hook in Hook}
+        self._contexts = {(hook, family): EvalContext(hook.value, fib)
+                          for hook in Hook for family, fib in self.fibs.items()}
         self._has_sysctls = bool(node.sysctls.values)
         # fib4_has_custom_rules(): any policy rule beyond the three defaults turns on the
         # full source validation even with rp_filter off.
@@ -131,56 +168,55 @@ class NodeDatapath:
     def _local_out(self, packet: Packet, fib: Fib) -> tuple[list[Outcome], tuple[Step, ...]]:
         # ip_route_connect(): the route is chosen when the socket connects, before OUTPUT.
         result = _lookup(fib, packet, "lo")
-        step = _route_step(Stage.ROUTE, result, packet)
         if not result.ok:
-            path = _Path(packet, 1.0, (step,))
+            path = _Path(packet, 1.0, (None, _route_step, Stage.ROUTE, result, packet))
             unreached = self._never_reached(packet)
             return [_end(path, Verdict.UNROUTABLE, result.errno)], unreached
         src = packet.src or fib.route_source(result, packet.dst)
-        if packet.src is None and src is not None:
+        if packet.src is None and src is not None and fib.selective:
             # ip_route_connect(): with the source now chosen, the route is looked up again;
-            # policy rules on that source (`from`) apply to this second lookup.
+            # policy rules on that source (`from`) apply to this second lookup (without
+            # selective rules it finds the same route).
             again = _lookup(fib, packet.with_(src=src), "lo")
             if again.route != result.route or not again.ok:
-                step = _route_step(Stage.ROUTE, again, packet.with_(src=src))
                 if not again.ok:
-                    path = _Path(packet.with_(src=src), 1.0, (step,))
+                    path = _Path(packet.with_(src=src), 1.0,
+                                 (None, _route_step, Stage.ROUTE, again, packet.with_(src=src)))
                     return [_end(path, Verdict.UNROUTABLE, again.errno)], ()
                 result = again
         outcomes: list[Outcome] = []
-        for path in self._routed(_Path(packet.with_(src=src), 1.0, ()), result, step):
+        for path in self._routed(_Path(packet.with_(src=src), 1.0, None), result, Stage.ROUTE):
             outcomes.extend(self._output(path, fib))
         return outcomes, ()
 
-    def _routed(self, path: _Path, result: RouteResult, step: Step) -> list[_Path]:
+    def _routed(self, path: _Path, result: RouteResult, stage: Stage) -> list[_Path]:
         """One path per next hop of the chosen route (multipath splits by weight)."""
         route = result.route
         assert route is not None
+        local = route.type in (RouteType.LOCAL, RouteType.BROADCAST)
+        multipath = len(result.paths) > 1
         paths = []
         for hop, share in result.paths:
-            local = route.type in (RouteType.LOCAL, RouteType.BROADCAST)
-            oif = "lo" if local else hop.dev
-            packet = path.packet.with_(oif=oif)
-            nh = None if local else str(hop.gateway or packet.dst)
-            s = step._replace(packet=packet)
-            if len(result.paths) > 1:
-                s = s._replace(detail=s.detail + (f"multipath: next hop {nh} share {share:.3g}",))
-            paths.append(path._replace(packet=packet, weight=_times(path.weight, share),
-                                       steps=path.steps + (s,), route=result, next_hop=nh))
+            packet = path.packet.with_(oif="lo" if local else hop.dev)
+            nh = None if local else _text(hop.gateway or packet.dst)
+            note = f"multipath: next hop {nh} share {share:.3g}" if multipath else ""
+            paths.append(path.with_(packet=packet, weight=_times(path.weight, share),
+                                    trail=(path.trail, _route_step, stage, result, packet, note),
+                                    route=result, next_hop=nh))
         return paths
 
     def _output(self, path: _Path, fib: Fib, start: int = 0) -> list[Outcome]:
         """OUTPUT tables from `start` on, then POSTROUTING and delivery."""
-        tables = HOOK_TABLES[Hook.OUTPUT]
+        tables = self._tables[Hook.OUTPUT]
         if start == len(tables):
             return self._postrouting(path, fib)
         table = tables[start]
         outcomes: list[Outcome] = []
+        changed = _REROUTE_TEST.get(table)
         for p in self._run_table(Hook.OUTPUT, table, path, outcomes):
             # ip_route_me_harder(): some tables re-route the packet when they changed it; the
             # source address chosen at connect time stays.
-            fields = REROUTE_AFTER.get(table, ())
-            if any(getattr(p.packet, f) != getattr(path.packet, f) for f in fields):
+            if changed is not None and changed(p.packet) != changed(path.packet):
                 for q in self._reroute(p, fib, outcomes):
                     outcomes.extend(self._output(q, fib, start + 1))
             else:
@@ -190,17 +226,17 @@ class NodeDatapath:
     def _reroute(self, path: _Path, fib: Fib, outcomes: list[Outcome]) -> list[_Path]:
         p = path.packet
         result = _lookup(fib, p, "lo")
-        step = _route_step(Stage.REROUTE, result, p)
         refused = self._loopback_source_refused(p, result)
-        if refused:
-            step = step._replace(action=refused)
         if not result.ok or refused:
+            step = _route_step(Stage.REROUTE, result, p)
+            if refused:
+                step = step._replace(action=refused)
             # The packet is dropped in the hook (NF_DROP_ERR). TCP ignores that transmit error
             # and retransmits the SYN until connect() times out; UDP's sendmsg() returns it.
             errno = None if p.proto == "tcp" else (result.errno or "EINVAL")
             outcomes.append(_end(path.add(step), Verdict.DROPPED, errno))
             return []
-        return self._routed(path, result, step)
+        return self._routed(path, result, Stage.REROUTE)
 
     def _loopback_source_refused(self, p: Packet, result: RouteResult) -> str:
         """__mkroute_output(): a loopback source may leave only through a loopback device,
@@ -220,7 +256,7 @@ class NodeDatapath:
     def _postrouting(self, path: _Path, fib: Fib) -> list[Outcome]:
         outcomes: list[Outcome] = []
         paths = [path]
-        for table in HOOK_TABLES[Hook.POSTROUTING]:
+        for table in self._tables[Hook.POSTROUTING]:
             paths = [q for p in paths for q in self._run_table(Hook.POSTROUTING, table, p, outcomes)]
         for p in paths:
             route = p.route
@@ -237,10 +273,10 @@ class NodeDatapath:
         packet = path.packet.with_(iif="lo")
         note = Step(Stage.TRANSMIT, "", "", "", "looped back via lo", packet,
                     detail=("nat PREROUTING/INPUT are skipped: the NAT bindings already exist",))
-        paths = [path.add(note)._replace(packet=packet)]
+        paths = [path.add(note).with_(packet=packet)]
         outcomes: list[Outcome] = []
         for hook in (Hook.PREROUTING, Hook.INPUT):
-            for table in HOOK_TABLES[hook]:
+            for table in self._tables[hook]:
                 if table == NAT_TABLE:
                     continue
                 paths = [q for p in paths for q in self._run_table(hook, table, p, outcomes)]
@@ -262,8 +298,8 @@ class NodeDatapath:
 
     def _received(self, packet: Packet, fib: Fib) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        paths = [_Path(packet, 1.0, ())]
-        for table in HOOK_TABLES[Hook.PREROUTING]:
+        paths = [_Path(packet, 1.0, None)]
+        for table in self._tables[Hook.PREROUTING]:
             paths = [q for p in paths for q in self._run_table(Hook.PREROUTING, table, p, outcomes)]
         for path in paths:
             outcomes.extend(self._route_input(path, fib))
@@ -281,7 +317,7 @@ class NodeDatapath:
             if not forwarding:
                 # ip_error(): a device that does not forward sends no ICMP error.
                 icmp = None
-            path = path.add(step)._replace(assumptions=assumptions)
+            path = path.add(step).with_(assumptions=assumptions)
             if icmp is not None:
                 reached, steps = self._error_reply(p, icmp)
                 path = path.add(*steps)
@@ -297,10 +333,10 @@ class NodeDatapath:
         if rpf is not None:
             return [_end(path.add(step, rpf), Verdict.DROPPED, None)]
         if local_in:
-            local = path.add(step)._replace(route=result)
+            local = path.add(step).with_(route=result)
             outcomes: list[Outcome] = []
             paths = [local]
-            for table in HOOK_TABLES[Hook.INPUT]:
+            for table in self._tables[Hook.INPUT]:
                 paths = [q for x in paths for q in self._run_table(Hook.INPUT, table, x, outcomes)]
             return outcomes + [self._deliver(x) for x in paths]
         if not forwarding:
@@ -308,14 +344,14 @@ class NodeDatapath:
             # without an ICMP error because the device does not forward.
             dropped = Step(Stage.ROUTE, "", "", "",
                            f"dropped: forwarding is disabled on {iif} (net.ipv4.ip_forward=0)", p)
-            return [_end(path.add(step, dropped)._replace(assumptions=assumptions),
+            return [_end(path.add(step, dropped).with_(assumptions=assumptions),
                          Verdict.DROPPED, None)]
         outcomes = []
-        for fpath in self._routed(path._replace(assumptions=assumptions), result, step):
+        for fpath in self._routed(path.with_(assumptions=assumptions), result, Stage.ROUTE):
             paths = [fpath]
-            for table in HOOK_TABLES[Hook.FORWARD]:
+            for table in self._tables[Hook.FORWARD]:
                 paths = [q for x in paths for q in self._run_table(Hook.FORWARD, table, x, outcomes)]
-            for table in HOOK_TABLES[Hook.POSTROUTING]:
+            for table in self._tables[Hook.POSTROUTING]:
                 paths = [
                     q for x in paths for q in self._run_table(Hook.POSTROUTING, table, x, outcomes)
                 ]
@@ -377,7 +413,7 @@ class NodeDatapath:
     def _run_table(self, hook: Hook, table: str, path: _Path, ended: list[Outcome]) -> list[_Path]:
         """Run one table at one hook; verdicts that end the packet go to `ended`."""
         if table == CONNTRACK:
-            return [path._replace(packet=path.packet.with_(tracked=True))]
+            return [path.with_(packet=path.packet.with_(tracked=True))]
         if not self.rules.has_table(table):
             return [path]
         if table == NAT_TABLE and (path.packet.ct_state == ConnState.UNTRACKED
@@ -385,9 +421,9 @@ class NodeDatapath:
             # Untracked packets skip NAT; an error about an existing connection is translated
             # by that connection's bindings (nf_nat_icmp_reply_translation), not by the chains.
             return [path]
-        ctx = EvalContext(hook.value, self.fibs[path.packet.dst.version])
+        ctx = self._contexts[hook, path.packet.dst.version]
         go_on: list[_Path] = []
-        for v in self.rules.walk(table, hook.value, path.packet, ctx):
+        for v in self.rules.walk(table, hook.value, path.packet, ctx, path.trail):
             p = _after(path, v)
             if v.verdict == "ACCEPT":
                 go_on.append(p)
@@ -397,7 +433,7 @@ class NodeDatapath:
                 ended.append(self._dropped(p))
             else:  # QUEUE/NFQUEUE: a userspace program decides
                 note = f"{v.verdict}: a userspace program decides the packet's fate"
-                ended.append(_end(p._replace(weight=None, assumptions=p.assumptions + (note,)),
+                ended.append(_end(p.with_(weight=None, assumptions=p.assumptions + (note,)),
                                   Verdict.DROPPED, None))
         return go_on
 
@@ -442,15 +478,15 @@ class NodeDatapath:
         err = err.with_(src=err.src or fib.route_source(result, err.dst),
                         oif="lo" if local else hop.dev)
         hooks = [Hook.OUTPUT, Hook.POSTROUTING] + ([Hook.PREROUTING, Hook.INPUT] if local else [])
-        paths = [_Path(err, 1.0, (step._replace(action=f"{label}: route found"),))]
+        paths = [_Path(err, 1.0, (None, ready_step, step._replace(action=f"{label}: route found")))]
         lost: list[Outcome] = []
         for hook in hooks:
             if hook == Hook.PREROUTING:
-                paths = [x._replace(packet=x.packet.with_(iif="lo")) for x in paths]
-            for table in HOOK_TABLES[hook]:
+                paths = [x.with_(packet=x.packet.with_(iif="lo")) for x in paths]
+            for table in self._tables[hook]:
                 paths = [q for x in paths for q in self._run_table(hook, table, x, lost)]
         if paths:
-            return True, paths[0].steps
+            return True, trail_steps(paths[0].trail)
         blocked = lost[0].steps if lost else ()
         note = Step(Stage.TRANSMIT, "", "", "", f"{label} is dropped on its way: the client "
                     "never hears of the REJECT", err)
@@ -464,24 +500,28 @@ class NodeDatapath:
         return _end(p, Verdict.DROPPED, errno)
 
     def _deliver(self, p: _Path) -> Outcome:
-        step = Step(Stage.DELIVER, "", "", "", f"delivered to a local socket on "
-                    f"{p.packet.endpoint('dst')}", p.packet)
-        return _end(p.add(step), Verdict.DELIVERED_LOCAL, None)
+        return _end(p.with_(trail=(p.trail, _deliver_step, p.packet)), Verdict.DELIVERED_LOCAL,
+                    None)
 
     def _transmit(self, p: _Path, verdict: Verdict) -> Outcome:
-        step = Step(Stage.TRANSMIT, "", "", "", f"sent out {p.packet.oif} to next hop "
-                    f"{p.next_hop}", p.packet)
-        return _end(p.add(step), verdict, None, interface=p.packet.oif, next_hop=p.next_hop)
+        return _end(p.with_(trail=(p.trail, _transmit_step, p.packet, p.next_hop)), verdict,
+                    None, interface=p.packet.oif, next_hop=p.next_hop)
+
+
+def _deliver_step(packet: Packet) -> Step:
+    return Step(Stage.DELIVER, "", "", "", f"delivered to a local socket on "
+                f"{packet.endpoint('dst')}", packet)
+
+
+def _transmit_step(packet: Packet, next_hop: str | None) -> Step:
+    return Step(Stage.TRANSMIT, "", "", "", f"sent out {packet.oif} to next hop {next_hop}",
+                packet)
 
 
 def _after(path: _Path, v: TableVerdict) -> _Path:
-    return path._replace(
-        packet=v.packet,
-        weight=_times(path.weight, v.weight),
-        steps=path.steps + v.steps,
-        assumptions=path.assumptions + v.assumptions,
-        masquerade=path.masquerade or "masquerade" in v.nat,
-    )
+    return _Path(v.packet, _times(path.weight, v.weight), v.trail,
+                 path.assumptions + v.assumptions if v.assumptions else path.assumptions,
+                 path.route, path.next_hop, path.masquerade or "masquerade" in v.nat)
 
 
 def _end(
@@ -493,7 +533,7 @@ def _end(
     interface: str | None = None,
     next_hop: str | None = None,
 ) -> Outcome:
-    return Outcome(p.weight, verdict, errno, p.packet, p.steps, p.masquerade, interface,
+    return Outcome(p.weight, verdict, errno, p.packet, p.trail, p.masquerade, interface,
                    next_hop, icmp, p.assumptions)
 
 
@@ -502,7 +542,7 @@ def _lookup(fib: Fib, p: Packet, iif: str) -> RouteResult:
                       sport=p.sport, dport=p.dport)
 
 
-def _route_step(stage: Stage, result: RouteResult, packet: Packet) -> Step:
+def _route_step(stage: Stage, result: RouteResult, packet: Packet, note: str = "") -> Step:
     if result.ok:
         route = result.route
         assert route is not None
@@ -511,7 +551,8 @@ def _route_step(stage: Stage, result: RouteResult, packet: Packet) -> Step:
         # tried are spelled out only when the lookup fails.
         return Step(stage, table_name(result.table or 0),
                     f"rule {result.rule.priority}" if result.rule else "",
-                    describe_route(route), f"route found ({kind})", packet, route.source)
+                    describe_route(route), f"route found ({kind})", packet, route.source,
+                    (note,) if note else ())
     route = result.route
     return Step(stage, table_name(result.table) if result.table is not None else "",
                 "", describe_route(route) if route else "",

@@ -50,21 +50,80 @@ class Step(NamedTuple):
         }
 
 
-@dataclass(frozen=True, slots=True)
+# A path's steps as a linked list, newest first: (previous, build, *arguments). A step is put
+# into words (`build(*arguments)`) only when someone reads it: a trace forks at every
+# statistic rule and multipath route, branches share their common prefix, and most traces
+# (a diagnosis asking "does this reach?", a whole-cluster sweep) never print their steps.
+Trail = tuple[Any, ...] | None
+
+
+def trail_steps(trail: Trail) -> tuple[Step, ...]:
+    steps: list[Step] = []
+    while trail is not None:
+        steps.append(trail[1](*trail[2:]))
+        trail = trail[0]
+    steps.reverse()
+    return tuple(steps)
+
+
+def ready_step(step: Step) -> Step:
+    """The builder of a step that was cheap enough to build on the spot."""
+    return step
+
+
 class Outcome:
     """One possible fate of the packet. `probability` is None when the path depends on a
-    match the simulator could not evaluate (see `assumptions`)."""
+    match the simulator could not evaluate (see `assumptions`). A value: nothing changes it
+    after the trace; `steps` is built from the trail on first use."""
 
-    probability: float | None
-    verdict: Verdict
-    errno: str | None
-    packet: Packet
-    steps: tuple[Step, ...]
-    masquerade: bool = False
-    interface: str | None = None
-    next_hop: str | None = None
-    icmp: str | None = None  # ICMP error the node sends back (REJECT, unreachable route)
-    assumptions: tuple[str, ...] = ()
+    __slots__ = (
+        "_steps",
+        "_trail",
+        "assumptions",
+        "errno",
+        "icmp",
+        "interface",
+        "masquerade",
+        "next_hop",
+        "packet",
+        "probability",
+        "verdict",
+    )
+
+    def __init__(
+        self,
+        probability: float | None,
+        verdict: Verdict,
+        errno: str | None,
+        packet: Packet,
+        trail: Trail,
+        masquerade: bool = False,
+        interface: str | None = None,
+        next_hop: str | None = None,
+        icmp: str | None = None,  # ICMP error the node sends back (REJECT, unreachable route)
+        assumptions: tuple[str, ...] = (),
+    ) -> None:
+        self.probability = probability
+        self.verdict = verdict
+        self.errno = errno
+        self.packet = packet
+        self.masquerade = masquerade
+        self.interface = interface
+        self.next_hop = next_hop
+        self.icmp = icmp
+        self.assumptions = assumptions
+        self._trail = trail
+        self._steps: tuple[Step, ...] | None = None
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        if self._steps is None:
+            self._steps = trail_steps(self._trail)
+        return self._steps
+
+    def __repr__(self) -> str:
+        return (f"Outcome({self.verdict.value}, p={self.probability}, errno={self.errno}, "
+                f"{self.packet.endpoint('src')} -> {self.packet.endpoint('dst')})")
 
     def to_dict(self) -> dict[str, Any]:
         return {
