@@ -203,7 +203,7 @@ class CompiledRuleset:
         start = self.chain(table, chain)
         if start is None:
             return [TableVerdict("ACCEPT", packet, 1.0, trail, ())]
-        return _Walk(self, table, start, ctx).run(packet, trail)
+        return _walk(self, table, start, ctx, packet, trail)
 
 
 # -- the walker --------------------------------------------------------------------------------
@@ -214,130 +214,109 @@ _Branch = tuple[CompiledChain, list[int], int, tuple[Any, ...], Packet, "float |
                 tuple[str, ...], tuple[str, ...]]
 
 
-class _Walk:
-    """One table walk at one hook. ipt_do_table (net/ipv4/netfilter/ip_tables.c): a jump
-    pushes the return position, goto does not; RETURN or the end of a user chain pops; RETURN
-    or the end of a built-in chain applies its policy. Branches run depth first."""
-
-    __slots__ = ("ctx", "forks", "hook", "policy", "results", "rs", "start", "table")
-
-    def __init__(self, rs: CompiledRuleset, table: str, start: CompiledChain,
-                 ctx: EvalContext) -> None:
-        self.rs = rs
-        self.table = table
-        self.start = start
-        self.ctx = ctx
-        self.hook = ctx.hook
-        self.policy = start.chain.policy or "ACCEPT"
-        self.forks = 0
-        self.results: list[TableVerdict] = []
-
-    def run(self, packet: Packet, trail: Trail) -> list[TableVerdict]:
-        start = self.start
-        # The packet's destination changes inside a walk only by DNAT/REDIRECT, which end it,
-        # so a chain's candidate rules are chosen once, when the walk enters it.
-        work: list[_Branch] = [(start, start.candidates(packet), 0, (), packet, 1.0, trail, (), ())]
-        while work:
-            self._branch(work, *work.pop())
-        if self.forks > MAX_BRANCHES:
-            note = f"more than {MAX_BRANCHES} paths; the rest were not followed"
-            return [r._replace(weight=None, assumptions=r.assumptions + (note,))
-                    for r in self.results]
-        return self.results
-
-    def _branch(
-        self, work: list[_Branch], chain: CompiledChain, cands: list[int], pos: int,
-        stack: tuple[Any, ...], packet: Packet, weight: float | None, trail: Trail,
-        notes: tuple[str, ...], nat: tuple[str, ...],
-    ) -> None:
-        ctx = self.ctx
-        chains = self.rs._chains
-        table = self.table
-        hook = self.hook
-        while True:
-            if pos >= len(cands):
-                if stack:  # the end of a user chain returns to its caller
-                    chain, cands, pos = stack[-1]
-                    stack = stack[:-1]
-                    continue
-                self._end(self.policy, packet, weight, _policy_trail(self, trail, packet),
-                          notes, nat)
-                return
-            index = cands[pos]
-            pos += 1
-            crule = chain._compiled[index] or chain.rule(index)
-            _rule, test, weigh, _unknown, target, static = crule
-            if target is None:
-                continue  # a rule without a target only counts packets
-            if test is not None and not test(packet, ctx):
+def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContext,
+          packet: Packet, trail: Trail) -> list[TableVerdict]:
+    """One table walk at one hook, as ipt_do_table (net/ipv4/netfilter/ip_tables.c) runs it:
+    a jump pushes the return position, goto does not; RETURN or the end of a user chain pops;
+    RETURN or the end of a built-in chain applies its policy. Where a rule forks, the branch
+    that took it runs first; the other waits in `work` (depth first)."""
+    chains = rs._chains
+    hook = ctx.hook
+    policy = start.chain.policy or "ACCEPT"
+    results: list[TableVerdict] = []
+    forks = 0
+    # The packet's destination changes inside a walk only by DNAT/REDIRECT, which end it, so
+    # a chain's candidate rules are chosen once, when the walk enters it.
+    work: list[_Branch] = []
+    chain = start
+    cands = start.candidates(packet) if start._indexed else start._all
+    pos = 0
+    stack: tuple[Any, ...] = ()
+    weight: float | None = 1.0
+    notes: tuple[str, ...] = ()
+    nat: tuple[str, ...] = ()
+    while True:
+        if pos >= len(cands):
+            if stack:  # the end of a user chain returns to its caller
+                chain, cands, pos = stack[-1]
+                stack = stack[:-1]
                 continue
-            w = 1.0
-            if weigh is not None:
-                w = weigh(packet, ctx)
-                if w == 0.0:
-                    continue
-                if w != 1.0:
-                    unknown = w == UNKNOWN
-                    self.forks += 1
-                    if self.forks <= MAX_BRANCHES:
-                        # The branch where this rule did not match goes on with the next rule.
-                        work.append((chain, cands, pos, stack, packet,
-                                     None if unknown or weight is None else weight * (1.0 - w),
-                                     trail, notes + _unknown_notes(crule, unknown, matched=False),
-                                     nat))
-                    weight = None if unknown or weight is None else weight * w
-                    if unknown:
-                        notes = notes + _unknown_notes(crule, True, matched=True)
-            if static is not None:
-                # A target that leaves the packet alone: its effect is known at compile time.
-                kind, name, note, uncertain = static
-                trail = (trail, _static_step, hook, table, chain.name, crule, w, packet)
-            else:
-                res = target(packet, ctx)
-                trail = (trail, _rule_step, hook, table, chain.name, crule, res, w)
-                packet = res.packet
-                kind, name, note, uncertain = res.kind, res.name, res.note, res.uncertain
-                if res.nat:
-                    nat = (*nat, res.nat)
-            if uncertain:
-                weight = None
-                notes = (*notes, note)
-            if kind == "continue":
+            trail = (trail, Step, hook, table, start.name, f"policy {policy}", policy, packet)
+            results.append(TableVerdict(policy, packet, weight, trail, notes, None, nat))
+            if not work:
+                break
+            chain, cands, pos, stack, packet, weight, trail, notes, nat = work.pop()
+            continue
+        index = cands[pos]
+        pos += 1
+        crule = chain._compiled[index] or chain.rule(index)
+        _rule, test, weigh, _unknown, target, static = crule
+        if target is None:
+            continue  # a rule without a target only counts packets
+        if test is not None and not test(packet, ctx):
+            continue
+        w = 1.0
+        if weigh is not None:
+            w = weigh(packet, ctx)
+            if w == 0.0:
                 continue
-            if kind == "jump" or kind == "goto":
-                sub = chains.get((table, name)) or self.rs.chain(table, name)
-                if sub is None:
-                    notes = (*notes,
-                             f"chain {name} ({table}) is not in the evidence; treated as empty")
-                    continue
-                if len(stack) >= MAX_DEPTH:
-                    self._end("DROP", packet, weight, trail, (*notes, "chain nesting too deep"),
-                              nat)
-                    return
+            if w != 1.0:
+                unknown = w == UNKNOWN
+                forks += 1
+                if forks <= MAX_BRANCHES:
+                    # The branch where this rule did not match goes on with the next rule.
+                    work.append((chain, cands, pos, stack, packet,
+                                 None if unknown or weight is None else weight * (1.0 - w),
+                                 trail, notes + _unknown_notes(crule, unknown, matched=False),
+                                 nat))
+                weight = None if unknown or weight is None else weight * w
+                if unknown:
+                    notes = notes + _unknown_notes(crule, True, matched=True)
+        if static is not None:
+            # A target that leaves the packet alone: its effect is known at compile time.
+            kind, name, note, uncertain = static
+            trail = (trail, _static_step, hook, table, chain.name, crule, w, packet)
+        else:
+            res = target(packet, ctx)
+            trail = (trail, _rule_step, hook, table, chain.name, crule, res, w)
+            packet = res.packet
+            kind, name, note, uncertain = res.kind, res.name, res.note, res.uncertain
+            if res.nat:
+                nat = (*nat, res.nat)
+        if uncertain:
+            weight = None
+            notes = (*notes, note)
+        if kind == "continue":
+            continue
+        if kind == "jump" or kind == "goto":
+            sub = chains.get((table, name)) or rs.chain(table, name)
+            if sub is None:
+                notes = (*notes, f"chain {name} ({table}) is not in the evidence; treated as empty")
+                continue
+            if len(stack) < MAX_DEPTH:
                 if kind == "jump":
                     stack = (*stack, (chain, cands, pos))
                 chain, pos = sub, 0
                 cands = sub.candidates(packet) if sub._indexed else sub._all
                 continue
-            if kind == "return":
-                if stack:
-                    chain, cands, pos = stack[-1]
-                    stack = stack[:-1]
-                    continue
-                self._end(self.policy, packet, weight, _policy_trail(self, trail, packet),
-                          notes, nat)
-                return
-            self._end(name, packet, weight, trail, notes, nat, note or None)
-            return
-
-    def _end(self, verdict: str, packet: Packet, weight: float | None, trail: Trail,
-             notes: tuple[str, ...], nat: tuple[str, ...], reject_with: str | None = None) -> None:
-        self.results.append(TableVerdict(verdict, packet, weight, trail, notes, reject_with, nat))
-
-
-def _policy_trail(walk: _Walk, trail: Trail, packet: Packet) -> Trail:
-    return (trail, Step, walk.hook, walk.table, walk.start.name, f"policy {walk.policy}",
-            walk.policy, packet)
+            results.append(TableVerdict("DROP", packet, weight, trail,
+                                        (*notes, "chain nesting too deep"), None, nat))
+        elif kind == "return":
+            if stack:
+                chain, cands, pos = stack[-1]
+                stack = stack[:-1]
+                continue
+            trail = (trail, Step, hook, table, start.name, f"policy {policy}", policy, packet)
+            results.append(TableVerdict(policy, packet, weight, trail, notes, None, nat))
+        else:
+            results.append(TableVerdict(name, packet, weight, trail, notes, note or None, nat))
+        if not work:
+            break
+        chain, cands, pos, stack, packet, weight, trail, notes, nat = work.pop()
+    if forks > MAX_BRANCHES:
+        more = f"more than {MAX_BRANCHES} paths; the rest were not followed"
+        return [r._replace(weight=None, assumptions=(*r.assumptions, more)) for r in results]
+    return results
 
 
 def _static_step(hook: str, table: str, chain: str, crule: CompiledRule, weight: float,
@@ -429,6 +408,9 @@ def _all_of(preds: list[BoolFn]) -> BoolFn | None:
     if len(preds) == 3:
         a, b, d = preds
         return lambda p, c: a(p, c) and b(p, c) and d(p, c)
+    if len(preds) == 4:
+        a, b, d, e = preds
+        return lambda p, c: a(p, c) and b(p, c) and d(p, c) and e(p, c)
     fns = tuple(preds)
     return lambda p, c: all(f(p, c) for f in fns)
 
@@ -678,13 +660,9 @@ def _conntrack(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None
                 # Before nf_conntrack_in (the raw table) the skb has no conntrack: xt_conntrack
                 # then reports INVALID.
                 return "INVALID" in states
-            now = {p.ct_state.value}
             # ctstate DNAT/SNAT test the connection's NAT status bits (IPS_DST_NAT/SRC_NAT).
-            if p.dnat:
-                now.add("DNAT")
-            if p.snat:
-                now.add("SNAT")
-            return bool(now & states)
+            return (p.ct_state in states or (p.dnat and "DNAT" in states)
+                    or (p.snat and "SNAT" in states))
 
         return _neg(state_test, opt.negated)
     if name == "--ctdir":
