@@ -137,14 +137,19 @@ class CompiledChain:
         """Indices of the rules that may match this packet, in rule order."""
         if not self._indexed:
             return self._all
-        key = (int(packet.dst), packet.dport)
+        dst = int(packet.dst)
+        by_dst = self._by_dst.get(dst)
+        by_dport = self._by_dport.get(packet.dport) if packet.dport is not None else None
+        if by_dport is None:
+            if by_dst is None:
+                return self._fallback  # most packets: no rule names their address or port
+            if not self._fallback:
+                return by_dst
+        key = (dst, packet.dport)
         hit = self._cache.get(key)
         if hit is None:
-            lists = [self._fallback, self._by_dst.get(key[0], [])]
-            if packet.dport is not None:
-                lists.append(self._by_dport.get(packet.dport, []))
-            hit = list(heapq.merge(*lists))
-            if len(self._cache) > 4096:
+            hit = list(heapq.merge(self._fallback, by_dst or (), by_dport or ()))
+            if len(self._cache) > 65536:
                 self._cache.clear()
             self._cache[key] = hit
         return hit

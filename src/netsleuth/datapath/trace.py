@@ -106,6 +106,11 @@ _REROUTE_TEST = {table: attrgetter(*fields) for table, fields in REROUTE_AFTER.i
 
 
 @lru_cache(maxsize=4096)
+def _is_loopback(addr: IPAddress) -> bool:
+    return addr.is_loopback  # a property that builds a network test each time
+
+
+@lru_cache(maxsize=4096)
 def _text(addr: IPAddress) -> str:
     return str(addr)  # next hops repeat from trace to trace; str() of an address is slow
 
@@ -200,9 +205,10 @@ class NodeDatapath:
             packet = path.packet.with_(oif="lo" if local else hop.dev)
             nh = None if local else _text(hop.gateway or packet.dst)
             note = f"multipath: next hop {nh} share {share:.3g}" if multipath else ""
-            paths.append(path.with_(packet=packet, weight=_times(path.weight, share),
-                                    trail=(path.trail, _route_step, stage, result, packet, note),
-                                    route=result, next_hop=nh))
+            paths.append(tuple.__new__(_Path, (
+                packet, _times(path.weight, share),
+                (path.trail, _route_step, stage, result, packet, note),
+                path.assumptions, result, nh, path.masquerade)))
         return paths
 
     def _output(self, path: _Path, fib: Fib, start: int = 0) -> list[Outcome]:
@@ -243,12 +249,10 @@ class NodeDatapath:
         unless route_localnet is set on the output device (what kube-proxy relies on for
         NodePorts on 127.0.0.1). The lookup fails with EINVAL."""
         route = result.route
-        if p.src is None or not p.src.is_loopback or route is None:
-            return ""
-        if route.type in (RouteType.LOCAL, RouteType.BROADCAST):
+        if p.src is None or route is None or route.type in (RouteType.LOCAL, RouteType.BROADCAST):
             return ""
         dev = route.dev or ""
-        if dev == "lo" or self._conf("all", "route_localnet", 0) or self._conf(dev, "route_localnet", 0):
+        if dev == "lo" or not _is_loopback(p.src) or self._conf("all", "route_localnet", 0) or self._conf(dev, "route_localnet", 0):
             return ""
         return (f"no usable route: EINVAL (source {p.src} may not leave via {dev}: "
                 f"net.ipv4.conf.{dev}.route_localnet=0)")
@@ -411,19 +415,18 @@ class NodeDatapath:
     # -- shared ------------------------------------------------------------------------------
 
     def _run_table(self, hook: Hook, table: str, path: _Path, ended: list[Outcome]) -> list[_Path]:
-        """Run one table at one hook; verdicts that end the packet go to `ended`."""
+        """Run one table at one hook; verdicts that end the packet go to `ended`. `table` is
+        one the ruleset has (see `self._tables`)."""
+        packet = path.packet
         if table == CONNTRACK:
-            return [path.with_(packet=path.packet.with_(tracked=True))]
-        if not self.rules.has_table(table):
-            return [path]
-        if table == NAT_TABLE and (path.packet.ct_state == ConnState.UNTRACKED
-                                   or path.packet.is_error):
+            return [path.with_(packet=packet.with_(tracked=True))]
+        if table == NAT_TABLE and (packet.ct_state == ConnState.UNTRACKED or packet.is_error):
             # Untracked packets skip NAT; an error about an existing connection is translated
             # by that connection's bindings (nf_nat_icmp_reply_translation), not by the chains.
             return [path]
-        ctx = self._contexts[hook, path.packet.dst.version]
+        ctx = self._contexts[hook, packet.dst.version]
         go_on: list[_Path] = []
-        for v in self.rules.walk(table, hook.value, path.packet, ctx, path.trail):
+        for v in self.rules.walk(table, ctx.hook, packet, ctx, path.trail):
             p = _after(path, v)
             if v.verdict == "ACCEPT":
                 go_on.append(p)
@@ -519,9 +522,11 @@ def _transmit_step(packet: Packet, next_hop: str | None) -> Step:
 
 
 def _after(path: _Path, v: TableVerdict) -> _Path:
-    return _Path(v.packet, _times(path.weight, v.weight), v.trail,
-                 path.assumptions + v.assumptions if v.assumptions else path.assumptions,
-                 path.route, path.next_hop, path.masquerade or "masquerade" in v.nat)
+    weight = path.weight
+    return tuple.__new__(_Path, (
+        v.packet, None if weight is None or v.weight is None else weight * v.weight, v.trail,
+        path.assumptions + v.assumptions if v.assumptions else path.assumptions,
+        path.route, path.next_hop, path.masquerade or "masquerade" in v.nat))
 
 
 def _end(
