@@ -87,6 +87,7 @@ def run(n: int, seconds: float) -> dict[str, float]:
     elapsed = time.perf_counter() - t0
     return {"services": n, "lines": lines, "parse_s": parse_s, "build_s": build_s,
             "traces_per_s": count / elapsed, "us_per_trace": 1e6 * elapsed / count,
+            "paths_per_s": outcomes / elapsed,
             "cold_us": cold_us,
             "outcomes_per_trace": outcomes / count}
 
@@ -97,13 +98,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
     print("| services | dump lines | parse (s) | setup (s) | cold µs/trace | warm traces/s "
-          "| warm µs/trace | outcomes/trace |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| warm µs/trace | outcomes/trace | endpoint paths/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.services:
         r = run(n, args.seconds)
         print(f"| {n:,} | {r['lines']:,} | {r['parse_s']:.2f} | {r['build_s']:.2f} | "
               f"{r['cold_us']:.0f} | {r['traces_per_s']:,.0f} | {r['us_per_trace']:.0f} | "
-              f"{r['outcomes_per_trace']:.1f} |")
+              f"{r['outcomes_per_trace']:.1f} | {r['paths_per_s']:,.0f} |")
 
 
 if __name__ == "__main__":

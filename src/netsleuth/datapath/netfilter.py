@@ -27,7 +27,7 @@ from netsleuth.datapath.fib import Fib
 from netsleuth.datapath.packet import PROTO_NUMBERS, ConnState, Packet
 from netsleuth.datapath.trace_model import Step, Trail, trail_steps
 from netsleuth.model.net import IPAddress, RouteType, Scope
-from netsleuth.model.netfilter import Chain, Match, Option, Rule, Ruleset, Table, Target
+from netsleuth.model.netfilter import Chain, Match, Option, Rule, Ruleset, Target
 
 UNKNOWN = -1.0  # a match weight the simulator cannot decide
 MAX_DEPTH = 64  # chain nesting: the kernel refuses loops; this bounds a broken ruleset
@@ -103,8 +103,7 @@ class TableVerdict(NamedTuple):
 
 
 class CompiledChain:
-    def __init__(self, table: str, chain: Chain) -> None:
-        self.table = table
+    def __init__(self, chain: Chain) -> None:
         self.chain = chain
         self.name = chain.name
         self.size = len(chain.rules)
@@ -191,14 +190,11 @@ class CompiledRuleset:
             return self._chains[key]
         except KeyError:
             raw = self.ruleset.chain(table, name)
-            compiled = self._chains[key] = CompiledChain(table, raw) if raw is not None else None
+            compiled = self._chains[key] = CompiledChain(raw) if raw is not None else None
             return compiled
 
     def has_table(self, name: str) -> bool:
         return name in self.ruleset.tables
-
-    def table(self, name: str) -> Table | None:
-        return self.ruleset.tables.get(name)
 
     def walk(
         self, table: str, chain: str, packet: Packet, ctx: EvalContext, trail: Trail = None

@@ -252,7 +252,9 @@ class NodeDatapath:
         if p.src is None or route is None or route.type in (RouteType.LOCAL, RouteType.BROADCAST):
             return ""
         dev = route.dev or ""
-        if dev == "lo" or not _is_loopback(p.src) or self._conf("all", "route_localnet", 0) or self._conf(dev, "route_localnet", 0):
+        if dev == "lo" or not _is_loopback(p.src):
+            return ""
+        if self._conf("all", "route_localnet", 0) or self._conf(dev, "route_localnet", 0):
             return ""
         return (f"no usable route: EINVAL (source {p.src} may not leave via {dev}: "
                 f"net.ipv4.conf.{dev}.route_localnet=0)")
