@@ -209,9 +209,11 @@ class CompiledRuleset:
 
 # -- the walker --------------------------------------------------------------------------------
 
-# A branch waiting to be walked: (chain, its candidate rules, position in them, call stack of
-# (chain, candidates, position) frames, packet, weight, trail, assumptions, NAT bindings).
-_Branch = tuple[CompiledChain, list[int], int, tuple[Any, ...], Packet, "float | None", Trail,
+# A caller's frame: (chain, its candidate rules, position after the jump, the caller's own).
+_Stack = tuple[Any, ...] | None
+# A branch waiting to be walked: (chain, candidates, position, call stack, depth, packet,
+# weight, trail, assumptions, NAT bindings).
+_Branch = tuple[CompiledChain, list[int], int, _Stack, int, Packet, "float | None", Trail,
                 tuple[str, ...], tuple[str, ...]]
 
 
@@ -221,32 +223,33 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
     a jump pushes the return position, goto does not; RETURN or the end of a user chain pops;
     RETURN or the end of a built-in chain applies its policy. Where a rule forks, the branch
     that took it runs first; the other waits in `work` (depth first)."""
-    chains = rs._chains
     hook = ctx.hook
     policy = start.chain.policy or "ACCEPT"
     results: list[TableVerdict] = []
     forks = 0
-    # The packet's destination changes inside a walk only by DNAT/REDIRECT, which end it, so
-    # a chain's candidate rules are chosen once, when the walk enters it.
     work: list[_Branch] = []
     chain = start
+    # The packet's destination changes inside a walk only by DNAT/REDIRECT, which end it, so
+    # a chain's candidate rules are chosen once, when the walk enters it.
     cands = start.candidates(packet) if start._indexed else start._all
     pos = 0
-    stack: tuple[Any, ...] = ()
+    # The call stack as a linked list: (chain, candidates, position, caller's stack).
+    stack: _Stack = None
+    depth = 0
     weight: float | None = 1.0
     notes: tuple[str, ...] = ()
     nat: tuple[str, ...] = ()
     while True:
         if pos >= len(cands):
-            if stack:  # the end of a user chain returns to its caller
-                chain, cands, pos = stack[-1]
-                stack = stack[:-1]
+            if stack is not None:  # the end of a user chain returns to its caller
+                chain, cands, pos, stack = stack
+                depth -= 1
                 continue
             trail = (trail, Step, hook, table, start.name, f"policy {policy}", policy, packet)
             results.append(TableVerdict(policy, packet, weight, trail, notes, None, nat))
             if not work:
                 break
-            chain, cands, pos, stack, packet, weight, trail, notes, nat = work.pop()
+            chain, cands, pos, stack, depth, packet, weight, trail, notes, nat = work.pop()
             continue
         index = cands[pos]
         pos += 1
@@ -262,17 +265,21 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
             if w == 0.0:
                 continue
             if w != 1.0:
-                unknown = w == UNKNOWN
                 forks += 1
-                if forks <= MAX_BRANCHES:
-                    # The branch where this rule did not match goes on with the next rule.
-                    work.append((chain, cands, pos, stack, packet,
-                                 None if unknown or weight is None else weight * (1.0 - w),
-                                 trail, notes + _unknown_notes(crule, unknown, matched=False),
-                                 nat))
-                weight = None if unknown or weight is None else weight * w
-                if unknown:
-                    notes = notes + _unknown_notes(crule, True, matched=True)
+                if w == UNKNOWN:
+                    if forks <= MAX_BRANCHES:
+                        work.append((chain, cands, pos, stack, depth, packet, None, trail,
+                                     notes + _unknown_notes(crule, matched=False), nat))
+                    weight = None
+                    notes = notes + _unknown_notes(crule, matched=True)
+                else:
+                    if forks <= MAX_BRANCHES:
+                        # The branch where this rule did not match goes on with the next rule.
+                        work.append((chain, cands, pos, stack, depth, packet,
+                                     None if weight is None else weight * (1.0 - w),
+                                     trail, notes, nat))
+                    if weight is not None:
+                        weight *= w
         if static is not None:
             # A target that leaves the packet alone: its effect is known at compile time.
             kind, name, note, uncertain = static
@@ -280,32 +287,32 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
         else:
             res = target(packet, ctx)
             trail = (trail, _rule_step, hook, table, chain.name, crule, res, w)
-            packet = res.packet
-            kind, name, note, uncertain = res.kind, res.name, res.note, res.uncertain
-            if res.nat:
-                nat = (*nat, res.nat)
+            kind, packet, name, note, made, uncertain = res
+            if made:
+                nat = (*nat, made)
         if uncertain:
             weight = None
             notes = (*notes, note)
         if kind == "continue":
             continue
         if kind == "jump" or kind == "goto":
-            sub = chains.get((table, name)) or rs.chain(table, name)
+            sub = rs.chain(table, name)
             if sub is None:
                 notes = (*notes, f"chain {name} ({table}) is not in the evidence; treated as empty")
                 continue
-            if len(stack) < MAX_DEPTH:
+            if depth < MAX_DEPTH:
                 if kind == "jump":
-                    stack = (*stack, (chain, cands, pos))
+                    stack = (chain, cands, pos, stack)
+                    depth += 1
                 chain, pos = sub, 0
                 cands = sub.candidates(packet) if sub._indexed else sub._all
                 continue
             results.append(TableVerdict("DROP", packet, weight, trail,
                                         (*notes, "chain nesting too deep"), None, nat))
         elif kind == "return":
-            if stack:
-                chain, cands, pos = stack[-1]
-                stack = stack[:-1]
+            if stack is not None:
+                chain, cands, pos, stack = stack
+                depth -= 1
                 continue
             trail = (trail, Step, hook, table, start.name, f"policy {policy}", policy, packet)
             results.append(TableVerdict(policy, packet, weight, trail, notes, None, nat))
@@ -313,7 +320,7 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
             results.append(TableVerdict(name, packet, weight, trail, notes, note or None, nat))
         if not work:
             break
-        chain, cands, pos, stack, packet, weight, trail, notes, nat = work.pop()
+        chain, cands, pos, stack, depth, packet, weight, trail, notes, nat = work.pop()
     if forks > MAX_BRANCHES:
         more = f"more than {MAX_BRANCHES} paths; the rest were not followed"
         return [r._replace(weight=None, assumptions=(*r.assumptions, more)) for r in results]
@@ -335,9 +342,7 @@ def _rule_step(hook: str, table: str, chain: str, crule: CompiledRule, res: Targ
     return Step(hook, table, chain, rule.raw, _action(res), res.packet, rule.source, detail)
 
 
-def _unknown_notes(crule: CompiledRule, unknown: bool, *, matched: bool) -> tuple[str, ...]:
-    if not unknown:
-        return ()
+def _unknown_notes(crule: CompiledRule, *, matched: bool) -> tuple[str, ...]:
     what = ", ".join(crule.unknown) or "a match"
     verb = "matched" if matched else "did not match"
     return (f"{crule.rule.source}: {what} cannot be evaluated from the evidence; assumed it {verb}",)
