@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netsleuth.datapath.fib import NO_ROUTE_ERRNO, ROUTE_TYPE_ERRNO, RULE_ACTION_ERRNO, Fib
-from netsleuth.model.net import NextHop, PolicyRule, Route, RouteType, RuleAction
+from netsleuth.model.net import (
+    NextHop,
+    PolicyRule,
+    Route,
+    RouteType,
+    RuleAction,
+    default_policy_rules,
+)
 
 # A small address space makes overlaps (the interesting cases) frequent.
 BASE = int(IPv4Address("10.0.0.0"))
@@ -85,3 +92,28 @@ def test_lookup_matches_oracle(rts: list[Route], rls: list[PolicyRule], dst: IPv
         assert result.route is not None
         assert (result.route.dst, result.route.metric, result.route.type) == (
             route.dst, route.metric, route.type)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(routes(), max_size=25), st.lists(addresses, min_size=1, max_size=12))
+def test_repeated_lookups_on_one_fib_match_oracle(rts: list[Route],
+                                                  dsts: list[IPv4Address]) -> None:
+    # Without selective rules the FIB keeps one result per interval between route boundaries;
+    # every lookup on the same Fib, in any order, must still agree with the oracle and speak
+    # of its own destination.
+    rls = list(default_policy_rules())
+    fib = Fib(rts, rls, [], 4)
+    for dst in dsts + dsts[::-1]:
+        result = fib.lookup(dst, iif="lo")
+        errno, route = oracle(rts, rls, dst, 0)
+        assert result.errno == errno
+        assert result.dst == dst
+        if route is None:
+            assert result.route is None
+        else:
+            assert result.route is not None
+            assert (result.route.dst, result.route.metric, result.route.type) == (
+                route.dst, route.metric, route.type)
+        if errno == NO_ROUTE_ERRNO:
+            assert any(f"no route covers {dst}" in line or "table is empty" in line
+                       for line in result.considered)
