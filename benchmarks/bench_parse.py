@@ -4,7 +4,7 @@
 Usage:  bench_parse.py [--sizes 1000,10000,30000] [--runs 3] [--endpoints 3] [--seed 1]
 
 For every size N a kube-proxy dump is generated (gen_kubeproxy.generate, N service ports) and
-parsed R times by each contender, each run in a fresh process:
+parsed R times by each contender, each run in a fresh process, the contenders taking turns:
 
 * netsleuth: `python3 bench_parse.py --child FILE` reads the file, then times
   parse_iptables_save() alone (interpreter start-up and import are reported separately);
@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             proc: list[float] = []
             rss = 0
             rules = 0
+            tools = ("iptables-legacy-restore", "iptables-nft-restore") if no_c is None else ()
+            c_times: dict[str, list[float]] = {tool: [] for tool in tools}
+            c_rss: list[int] = []
+            # Runs are interleaved (netsleuth, legacy, nft, netsleuth, ...) so that a change in
+            # the machine's load during the benchmark weighs on every contender alike.
             for _ in range(args.runs):
                 elapsed, out = run_timed([sys.executable, __file__, "--child", path])
                 data = json.loads(out)
@@ -136,19 +141,14 @@ def main(argv: list[str] | None = None) -> int:
                 proc.append(elapsed)
                 rss = max(rss, data["rss_kb"])
                 rules = data["rules"]
+                for tool in tools:
+                    t, r = restore_test(tool, path)
+                    c_times[tool].append(t)
+                    c_rss.append(r)
             cols = [f"{n:,}", f"{lines:,}", f"{rules:,}", fmt(ours), fmt(proc)]
-            legacy: list[float] = []
             if no_c is None:
-                c_rss = []
-                for tool in ("iptables-legacy-restore", "iptables-nft-restore"):
-                    times = []
-                    for _ in range(args.runs):
-                        t, r = restore_test(tool, path)
-                        times.append(t)
-                        c_rss.append(r)
-                    if tool == "iptables-legacy-restore":
-                        legacy = times
-                    cols.append(fmt(times))
+                cols += [fmt(c_times[tool]) for tool in tools]
+                legacy = c_times["iptables-legacy-restore"]
                 ratio = statistics.median(ours) / statistics.median(legacy)
                 cols.append(f"{ratio:.2f}")
                 cols.append(f"{rss // 1024} / {max(c_rss) // 1024} MB")

@@ -26,17 +26,21 @@ words iptables would reject) even in strict mode.
 Speed matters (kube-proxy dumps reach 450k lines, and the target is iptables-restore --test's
 own speed): a line as iptables-save prints it is cut at " -m " / " -j " with C-speed string
 operations and each distinct piece is read once and shared (_Segments; Options, Matches and
-Targets are immutable); lines without quotes are split with plain `str.split`; names are
-interned; and the cyclic GC is paused while the (acyclic) objects are built, then told to leave
-them alone (gc.freeze) for large inputs. Everything else goes through the full reader.
+Targets are immutable), in a loop that does all of it inline; lines without quotes are split
+with plain `str.split`; names are interned; the model objects are built without their
+frozen-dataclass __init__ (see _draft: those __init__s were over a third of a large parse);
+and the cyclic GC is paused while the (acyclic) objects are built, then told to leave them
+alone (gc.freeze) for large inputs. Everything else goes through the full reader, and gives the
+same result (tests/parse/test_iptables_save_hot_path.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import sys
 from collections.abc import Collection, Iterable
-from typing import Final
+from typing import Any, Final
 
 from netsleuth.errors import ParseError
 from netsleuth.model.netfilter import (
@@ -71,6 +75,130 @@ VERDICTS: Final = frozenset({"ACCEPT", "DROP", "RETURN", "QUEUE"})
 POLICIES: Final = frozenset({"ACCEPT", "DROP"})
 # Inputs from this many lines on are large enough to freeze the GC's view of them (see run()).
 _FREEZE_LINES: Final = 5_000
+
+
+# --------------------------------------------------------------------------------------------
+# Model objects built without the frozen-dataclass __init__.
+#
+# A frozen dataclass's __init__ stores each field with object.__setattr__ (a global lookup, an
+# attribute lookup and a generic call per field): for a Rule that is three times the cost of
+# the object itself, and a large dump builds half a million model objects. Here each object is
+# built as an instance of a plain class with the very same __slots__ (a "draft", whose slot
+# stores are ordinary attribute stores), then given its real class: CPython allows assigning
+# __class__ between classes whose instances have the same layout (same base, same slots in the
+# same order; Objects/typeobject.c compatible_for_assignment, checked on every assignment). The
+# result is an ordinary instance of the model class, equal to and hashing like one built by
+# its __init__; only the frozen check, which guards against later changes, is not involved
+# while the fields are first filled. Measured on a Rule (8 fields): 0.7 us through __init__,
+# 0.4 us through the slot descriptors' __set__, 0.15-0.2 us as a draft.
+#
+# _draft() checks at import that each draft's slots are exactly its class's fields, and
+# _check_drafts() that every constructor (and _ChainBuilder.build) gives what the class's
+# __init__ gives, so a new model field cannot be left unset.
+# --------------------------------------------------------------------------------------------
+
+
+def _draft(cls: type) -> type:
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if getattr(cls, "__slots__", None) != names or cls.__bases__ != (object,):
+        raise TypeError(f"{cls.__name__} is not a slotted dataclass with slots {names}")
+    return type(f"_{cls.__name__}Draft", (), {"__slots__": names})
+
+
+_new: Final = object.__new__
+_RuleDraft: Final = _draft(Rule)
+_SourceDraft: Final = _draft(SourceRef)
+_OptionDraft: Final = _draft(Option)
+_MatchDraft: Final = _draft(Match)
+_TargetDraft: Final = _draft(Target)
+
+
+def _new_rule(
+    table: str,
+    chain: str,
+    matches: tuple[Match, ...],
+    target: Target | None,
+    raw: str,
+    source: SourceRef,
+    packets: int | None,
+    nbytes: int | None,
+) -> Rule:
+    """Rule(table, chain, matches, target, raw, source, packets, nbytes)."""
+    d: Any = _new(_RuleDraft)
+    d.table = table
+    d.chain = chain
+    d.matches = matches
+    d.target = target
+    d.raw = raw
+    d.source = source
+    d.packets = packets
+    d.bytes = nbytes
+    d.__class__ = Rule
+    rule: Rule = d
+    return rule
+
+
+def _new_source(file: str, line: int) -> SourceRef:
+    """SourceRef(file, line)."""
+    d: Any = _new(_SourceDraft)
+    d.file = file
+    d.line = line
+    d.__class__ = SourceRef
+    ref: SourceRef = d
+    return ref
+
+
+def _new_option(name: str, args: tuple[str, ...], negated: bool) -> Option:
+    """Option(name, args, negated)."""
+    d: Any = _new(_OptionDraft)
+    d.name = name
+    d.args = args
+    d.negated = negated
+    d.__class__ = Option
+    opt: Option = d
+    return opt
+
+
+def _new_match(module: str, options: tuple[Option, ...]) -> Match:
+    """Match(module, options)."""
+    d: Any = _new(_MatchDraft)
+    d.module = module
+    d.options = options
+    d.__class__ = Match
+    m: Match = d
+    return m
+
+
+def _new_target(name: str, options: tuple[Option, ...], goto: bool) -> Target:
+    """Target(name, options, goto)."""
+    d: Any = _new(_TargetDraft)
+    d.name = name
+    d.options = options
+    d.goto = goto
+    d.__class__ = Target
+    t: Target = d
+    return t
+
+
+def _check_drafts() -> None:
+    src = SourceRef("f", 1)
+    opt = Option("--o", ("a",), True)
+    match = Match("m", (opt,))
+    target = Target("T", (opt,), True)
+    rule = Rule("t", "C", (match,), target, "raw", src, 1, 2)
+    pairs: list[tuple[object, object]] = [
+        (_new_source("f", 1), src),
+        (_new_option("--o", ("a",), True), opt),
+        (_new_match("m", (opt,)), match),
+        (_new_target("T", (opt,), True), target),
+        (_new_rule("t", "C", (match,), target, "raw", src, 1, 2), rule),
+    ]
+    builder = _ChainBuilder("C", "DROP", src, 1, 2)
+    builder.rules.append(rule)
+    pairs.append((builder.build(), Chain("C", (rule,), "DROP", 1, 2, src)))
+    for built, expected in pairs:
+        if type(built) is not type(expected) or built != expected or repr(built) != repr(expected):
+            raise TypeError(f"fast constructor of {type(expected).__name__} differs")
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,7 +663,7 @@ class _RuleReader:
         key = (name, args, neg)
         opt = self.options.get(key)
         if opt is None:
-            opt = self.options[key] = Option(name, args, neg)
+            opt = self.options[key] = _new_option(name, args, neg)
         return opt
 
     def _options(self, spec: _Spec | None, words: list[str]) -> tuple[Option, ...]:
@@ -737,7 +865,7 @@ class _RuleReader:
             bkey = tuple(builtin)
             m = self.builtins.get(bkey)
             if m is None:
-                m = self.builtins[bkey] = Match(
+                m = self.builtins[bkey] = _new_match(
                     BUILTIN_MODULE, tuple([self._option(*e) for e in builtin])
                 )
             matches.append(m)
@@ -748,14 +876,14 @@ class _RuleReader:
                 tkey = (ctx.module, goto, tuple(ctx.words))
                 tgt = self.targets.get(tkey)
                 if tgt is None:
-                    tgt = self.targets[tkey] = Target(
+                    tgt = self.targets[tkey] = _new_target(
                         ctx.module, self._options(ctx.spec, ctx.words), goto
                     )
                 continue
             mkey = (ctx.module, tuple(ctx.words))
             m = cache.get(mkey)
             if m is None:
-                m = cache[mkey] = Match(ctx.module, self._options(ctx.spec, ctx.words))
+                m = cache[mkey] = _new_match(ctx.module, self._options(ctx.spec, ctx.words))
             matches.append(m)
         return tuple(matches), tgt, packets, nbytes
 
@@ -787,23 +915,40 @@ def _builtin_rank(entry: tuple[str, tuple[str, ...], bool]) -> int:
 
 
 class _ChainBuilder:
-    __slots__ = ("assumed", "bytes", "name", "packets", "policy", "rules", "source")
+    """A chain while its table is read.
+
+    It is laid out exactly like Chain (see _draft: same slots, in the same order), with `rules`
+    a list; build() gives it its tuple of rules and its real class, so the builder becomes the
+    Chain instead of being copied into a new object (40k chains in a 10k-service dump).
+    """
+
+    __slots__ = Chain.__slots__  # the very same layout (checked by _check_drafts)
 
     def __init__(
-        self, name: str, policy: str | None, source: SourceRef, assumed: bool = False
+        self,
+        name: str,
+        policy: str | None,
+        source: SourceRef,
+        packets: int | None = None,
+        nbytes: int | None = None,
     ) -> None:
         self.name = name
-        self.policy = policy
-        self.packets: int | None = None
-        self.bytes: int | None = None
-        self.source = source
-        self.assumed = assumed  # a built-in chain the text never declared
         self.rules: list[Rule] = []
+        self.policy = policy
+        self.packets = packets
+        self.bytes = nbytes
+        self.source = source
 
     def build(self) -> Chain:
-        return Chain(
-            self.name, tuple(self.rules), self.policy, self.packets, self.bytes, self.source
-        )
+        """The finished Chain (this very object); the builder must not be used afterwards."""
+        d: Any = self
+        d.rules = tuple(self.rules)
+        d.__class__ = Chain
+        chain: Chain = d
+        return chain
+
+
+_check_drafts()
 
 
 class _TableBuilder:
@@ -811,6 +956,12 @@ class _TableBuilder:
         self.name = name
         self.line = line
         self.chains: dict[str, _ChainBuilder] = {}
+        # Built-in chains the text never declared (made up for a rule or -P naming them).
+        self.assumed: set[str] = set()
+
+
+# What nearly every chain line of iptables-save ends with.
+_NO_COUNTS: Final = (0, 0)
 
 
 def _counters(text: str) -> tuple[int, int] | None:
@@ -826,10 +977,14 @@ def _counters(text: str) -> tuple[int, int] | None:
 # A Match that is never built from text: marks rule text the segment cache cannot handle.
 _NOT_SIMPLE: Final = Match("\x00not-simple")
 _NOT_SIMPLE_TARGET: Final = Target("\x00not-simple")
-_NO_BUILTINS: Final = Match("\x00none")
+# What a refused head or middle reads as (a tuple, so it is true and never a real reading).
+_NOT_SIMPLE_MATCHES: Final = (_NOT_SIMPLE,)
 # Built-in options as iptables-save prints them, with their rank in its output order.
 _SAVED_BUILTINS: Final = {"-s": 0, "-d": 1, "-i": 2, "-o": 3, "-p": 4, "-f": 5}
+_FRAGMENT_RANK: Final = _SAVED_BUILTINS["-f"]
 _CANONICAL_BUILTIN: Final = {name: sys.intern(name) for name in _SAVED_BUILTINS}
+# A word starting with one of these is an option or a negation, never a target name.
+_NOT_CHAIN_START: Final = "-!"
 _COMMENT: Final = sys.intern("comment")
 _COMMENT_OPT: Final = sys.intern("--comment")
 
@@ -838,71 +993,80 @@ class _Segments:
     """The fast path for rules as iptables-save prints them.
 
     Such a line is `-A CHAIN [built-in options] [-m MODULE opts]... [-j TARGET opts]`, with
-    single spaces. Cutting it at " -m " and " -j "/" -g " (C-speed string operations) gives
-    pieces whose meaning does not depend on the rest of the line; each distinct piece is read
-    once with _RuleReader and the result is shared by every rule containing the same text.
+    single spaces. It is cut with C-speed string operations into the chain name, the head (the
+    built-in options), the matches (the pieces between ` -m `s) and the target (after the last
+    ` -j ` or, without one, the last ` -g `). Each distinct piece is read once and the result is
+    shared by every rule containing the same text.
 
     A piece is only accepted when reading it alone must give what reading the whole line gives:
     only built-in options in the head; exactly one extension per piece with every option known
     to it (or an unknown extension, which takes all its options); a target with no options or a
-    known target; no quote cut in half, no notes. Anything else returns None and the line goes
+    known target; no quote cut in half, no notes. A cut inside a quoted argument leaves an odd
+    quote in some piece, and a `-m`/`-j`/`-g` left inside a piece is not an option of its own
+    extension, so such lines are refused. Anything refused returns None and the line goes
     through the full reader, which also produces the error messages.
     """
 
     def __init__(self, reader: _RuleReader) -> None:
         self.reader = reader
-        self.heads: dict[str, Match] = {}
-        self.matches: dict[str, Match] = {}
+        # Each cache maps a piece's text to what it reads as; refused pieces are cached too, as
+        # _NOT_SIMPLE_MATCHES / _NOT_SIMPLE / _NOT_SIMPLE_TARGET.
+        self.heads: dict[str, tuple[Match, ...]] = {}  # () or (the built-in match,)
+        self.matches: dict[str, Match] = {}  # one piece between " -m "s
         self.jumps: dict[str, Target] = {}  # text after " -j "
         self.gotos: dict[str, Target] = {}  # text after " -g "
 
     def fast(self, line: str) -> tuple[str, tuple[Match, ...], Target | None] | None:
-        """(chain, matches, target) of a `-A ...` line, or None: use the full reader."""
+        """(chain, matches, target) of a `-A ...` line, or None: use the full reader.
+
+        _SaveParser.run does the same inline, in its hot loop (a call per line would cost 2-3 %
+        of the parse); tests check both against the full reader.
+        """
         if not line.isascii():
             return None
-        segs = line.split(" -m ")
-        last = segs[-1]
-        pre, sep, ttext = last.partition(" -j ")
+        sp = line.find(" ", 3)
+        if sp < 0:
+            return line[3:], (), None
         target: Target | None = None
-        if sep:
+        end = line.rfind(" -j ", sp)
+        if end >= 0:
+            ttext = line[end + 4 :]
             target = self.jumps.get(ttext)
             if target is None:
                 target = self.jumps[ttext] = self._target(ttext, False)
         else:
-            pre, sep, ttext = last.partition(" -g ")
-            if sep:
+            end = line.rfind(" -g ", sp)
+            if end >= 0:
+                ttext = line[end + 4 :]
                 target = self.gotos.get(ttext)
                 if target is None:
                     target = self.gotos[ttext] = self._target(ttext, True)
-        if sep:
-            if target is _NOT_SIMPLE_TARGET:
-                return None
-            segs[-1] = pre
-        head = segs[0]
-        space = head.find(" ", 3)
-        if space < 0:
-            chain = head[3:]
-            matches: list[Match] = []
+            else:
+                end = len(line)
+        mid = line.find(" -m ", sp, end)
+        if mid < 0:
+            mid = end
+            matches: tuple[Match, ...] = ()
         else:
-            chain = head[3:space]
-            rest = head[space + 1 :]
-            m = self.heads.get(rest)
-            if m is None:
-                m = self.heads[rest] = self._head(rest)
-            if m is _NOT_SIMPLE:
-                return None
-            matches = [] if m is _NO_BUILTINS else [m]
-        if len(segs) > 1:
-            cache = self.matches
-            for k in range(1, len(segs)):
-                seg = segs[k]
-                m = cache.get(seg)
+            simple = True
+            found: list[Match] = []
+            for piece in line[mid + 4 : end].split(" -m "):
+                m = self.matches.get(piece)
                 if m is None:
-                    m = cache[seg] = self._match(seg)
+                    m = self.matches[piece] = self._match(piece)
                 if m is _NOT_SIMPLE:
-                    return None
-                matches.append(m)
-        return chain, tuple(matches), target
+                    simple = False
+                found.append(m)
+            matches = tuple(found) if simple else _NOT_SIMPLE_MATCHES
+        if mid > sp + 1 and matches is not _NOT_SIMPLE_MATCHES:
+            htext = line[sp + 1 : mid]
+            head = self.heads.get(htext)
+            if head is None:
+                head = self.heads[htext] = self._head(htext)
+            matches = _NOT_SIMPLE_MATCHES if head is _NOT_SIMPLE_MATCHES else head + matches
+        if matches is _NOT_SIMPLE_MATCHES or target is _NOT_SIMPLE_TARGET:
+            return None
+        return line[3:sp], matches, target
 
     def _read(self, words: list[str]) -> tuple[tuple[Match, ...], Target | None] | None:
         """The full reader on one piece, accepted only if nothing in it was unusual."""
@@ -942,29 +1106,29 @@ class _Segments:
                 nw = words[j]
                 if nw != "!" and (len(nw) < 2 or nw[0] != "-"):
                     return None
-            out.append(Option(hit[0], tuple(words[i + 1 : j]), neg))
+            out.append(_new_option(hit[0], tuple(words[i + 1 : j]), neg))
             i = j
         return tuple(out)
 
     @staticmethod
-    def _head(text: str) -> Match:
-        if '"' not in text:
-            parts = text.split()
-            if len(parts) == 2 and parts[0] in _SAVED_BUILTINS and parts[0] != "-f" and \
-                    parts[1] != "!":
-                # `-s 10.1.2.3/32`: one option (every endpoint chain of a kube-proxy dump)
-                return Match(BUILTIN_MODULE,
-                             (Option(_CANONICAL_BUILTIN[parts[0]], (parts[1],)),))
-        try:
-            words = _split(text)
-        except _Unbalanced:
-            return _NOT_SIMPLE
+    def _head(text: str) -> tuple[Match, ...]:
+        """The built-in options before the first -m: (their match,), or () if there are none."""
+        if '"' in text:
+            try:
+                words = _split(text)
+            except _Unbalanced:
+                return _NOT_SIMPLE_MATCHES
+        else:
+            words = text.split()  # what _split does with an ASCII line without quotes
         n = len(words)
         if not n:
-            return _NO_BUILTINS
+            return ()
+        if n == 2:
+            # `-s 10.1.2.3/32`: one option (every endpoint chain of a kube-proxy dump)
+            name = _CANONICAL_BUILTIN.get(words[0])
+            if name is not None and name != "-f" and words[1] != "!":
+                return (_new_match(BUILTIN_MODULE, (_new_option(name, (words[1],), False),)),)
         opts: list[Option] = []
-        names: list[str] = []
-        ordered = True
         last = -1
         i = 0
         while i < n:
@@ -973,32 +1137,60 @@ class _Segments:
             if neg:
                 i += 1
                 if i >= n:
-                    return _NOT_SIMPLE
+                    return _NOT_SIMPLE_MATCHES
                 w = words[i]
             rank = _SAVED_BUILTINS.get(w)
-            if rank is None or w in names:
-                return _NOT_SIMPLE
-            names.append(w)
-            if rank < last:
-                ordered = False
+            if rank is None:
+                return _NOT_SIMPLE_MATCHES
+            if rank <= last:
+                # Out of iptables-save's order (or repeated): not what it prints.
+                return _Segments._head_unordered(words)
             last = rank
+            if rank == _FRAGMENT_RANK:
+                opts.append(_new_option(_CANONICAL_BUILTIN[w], (), neg))
+                i += 1
+                continue
+            i += 2
+            if i > n or words[i - 1] == "!":
+                # (`-s ! x` is the old syntax: the full reader notes it)
+                return _NOT_SIMPLE_MATCHES
+            opts.append(_new_option(_CANONICAL_BUILTIN[w], (words[i - 1],), neg))
+        return (_new_match(BUILTIN_MODULE, tuple(opts)),)
+
+    @staticmethod
+    def _head_unordered(words: list[str]) -> tuple[Match, ...]:
+        """_head for built-in options in any order: kept in iptables-save's order."""
+        n = len(words)
+        opts: list[Option] = []
+        names: list[str] = []
+        i = 0
+        while i < n:
+            w = words[i]
+            neg = w == "!"
+            if neg:
+                i += 1
+                if i >= n:
+                    return _NOT_SIMPLE_MATCHES
+                w = words[i]
+            if w not in _SAVED_BUILTINS or w in names:
+                return _NOT_SIMPLE_MATCHES
+            names.append(w)
             if w == "-f":
-                opts.append(Option("-f", (), neg))
+                opts.append(_new_option(_CANONICAL_BUILTIN[w], (), neg))
                 i += 1
                 continue
             if i + 1 >= n or words[i + 1] == "!":
-                return _NOT_SIMPLE  # (`-s ! x` is the old syntax: the full reader notes it)
-            opts.append(Option(_CANONICAL_BUILTIN[w], (words[i + 1],), neg))
+                return _NOT_SIMPLE_MATCHES
+            opts.append(_new_option(_CANONICAL_BUILTIN[w], (words[i + 1],), neg))
             i += 2
-        if not ordered:
-            opts.sort(key=lambda o: _BUILTIN_RANK[o.name])
-        return Match(BUILTIN_MODULE, tuple(opts))
+        opts.sort(key=lambda o: _BUILTIN_RANK[o.name])
+        return (_new_match(BUILTIN_MODULE, tuple(opts)),)
 
     def _match(self, text: str) -> Match:
-        if text.startswith('comment --comment "') and text.endswith('"') and \
-                text.count('"') == 2 and "\\" not in text:
+        if text.startswith('comment --comment "') and text.find('"', 19) == len(text) - 1 \
+                and "\\" not in text:
             # A quoted comment without escapes: the commonest match of all.
-            return Match(_COMMENT, (Option(_COMMENT_OPT, (text[19:-1],)),))
+            return _new_match(_COMMENT, (_new_option(_COMMENT_OPT, (text[19:-1],), False),))
         try:
             words = _split(text)
         except _Unbalanced:
@@ -1007,7 +1199,7 @@ class _Segments:
             spec = MATCH_OPTIONS.get(words[0])
             if spec is not None:
                 opts = self._options(spec, words, 1)
-                return _NOT_SIMPLE if opts is None else Match(sys.intern(words[0]), opts)
+                return _NOT_SIMPLE if opts is None else _new_match(sys.intern(words[0]), opts)
         got = self._read(["-m", *words])
         if got is None or got[1] is not None or len(got[0]) != 1:
             return _NOT_SIMPLE
@@ -1015,15 +1207,19 @@ class _Segments:
         return _NOT_SIMPLE if m.module == BUILTIN_MODULE else m
 
     def _target(self, text: str, goto: bool) -> Target:
-        if " " not in text and '"' not in text and text and text[0] not in "-!":
-            return Target(sys.intern(text), (), goto)  # a jump to a chain or a bare verdict
+        if " " not in text and text.isprintable() and '"' not in text and text \
+                and text[0] not in _NOT_CHAIN_START:
+            # One word (the text is ASCII: isprintable() rules out the other separators, tab
+            # and the other controls): a jump to a chain or a bare verdict.
+            return _new_target(sys.intern(text), (), goto)
         if '"' not in text:
             parts = text.split()
             spec = TARGET_OPTIONS.get(parts[0]) if len(parts) == 3 else None
             hit = spec.get(parts[1]) if spec is not None else None
             if hit is not None and hit[1] == 1:
                 # `DNAT --to-destination 10.1.2.3:80`: a known target with one option.
-                return Target(sys.intern(parts[0]), (Option(hit[0], (parts[2],)),), goto)
+                return _new_target(
+                    sys.intern(parts[0]), (_new_option(hit[0], (parts[2],), False),), goto)
         try:
             words = _split(text)
         except _Unbalanced:
@@ -1032,20 +1228,22 @@ class _Segments:
             return _NOT_SIMPLE_TARGET
         name = sys.intern(words[0])
         if len(words) == 1:
-            return Target(name, (), goto)
+            return _new_target(name, (), goto)
         spec = TARGET_OPTIONS.get(name)
         if spec is None:
             # Whether options belong to an unknown target depends on the table's chains.
             return _NOT_SIMPLE_TARGET
         opts = self._options(spec, words, 1)
-        return _NOT_SIMPLE_TARGET if opts is None else Target(name, opts, goto)
+        return _NOT_SIMPLE_TARGET if opts is None else _new_target(name, opts, goto)
 
 
 class _SaveParser:
-    def __init__(self, source: str, family: int, strict: bool) -> None:
+    def __init__(self, source: str, family: int, strict: bool, *, hot: bool = True) -> None:
         self.source = source
         self.family = family
         self.strict = strict
+        # hot=False sends every line through the full reader (tests compare the two).
+        self.hot = hot
         self.reader = _RuleReader(family)
         self.tables: dict[str, Table] = {}
         self.table: _TableBuilder | None = None
@@ -1072,7 +1270,11 @@ class _SaveParser:
         reader = self.reader
         read = reader.read
         segments = _Segments(reader)
+        jumps, gotos, heads, mcache = (
+            segments.jumps, segments.gotos, segments.heads, segments.matches)
         source = self.source
+        new = _new
+        hot = self.hot
         # The open table, as locals for the hot path (refreshed after every other line).
         tb: _TableBuilder | None = None
         chains: dict[str, _ChainBuilder] = {}
@@ -1083,14 +1285,68 @@ class _SaveParser:
             for lineno, line in enumerate(text.split("\n"), 1):
                 if not line:
                     continue
-                if line[:3] == "-A " and tb is not None and line[-1] != "\r":
+                if hot and line[:3] == "-A " and tb is not None and line[-1] != "\r":
                     # Hot path: a rule appended to a declared chain, nothing unusual about it.
-                    fast = segments.fast(line)
-                    if fast is not None:
-                        cb = chains.get(fast[0])
-                        if cb is not None:
-                            cb.rules.append(Rule(table_name, cb.name, fast[1], fast[2], line,
-                                                 SourceRef(source, lineno), None, None))
+                    # This is _Segments.fast, inline (a call per line costs 2-3 % of the parse).
+                    sp = line.find(" ", 3)
+                    cb = chains.get(line[3:sp]) if sp > 0 and line.isascii() else None
+                    if cb is not None:
+                        end = line.rfind(" -j ", sp)
+                        if end >= 0:
+                            ttext = line[end + 4 :]
+                            target = jumps.get(ttext)
+                            if target is None:
+                                target = jumps[ttext] = segments._target(ttext, False)
+                        else:
+                            end = line.rfind(" -g ", sp)
+                            if end >= 0:
+                                ttext = line[end + 4 :]
+                                target = gotos.get(ttext)
+                                if target is None:
+                                    target = gotos[ttext] = segments._target(ttext, True)
+                            else:
+                                end = len(line)
+                                target = None
+                        mid = line.find(" -m ", sp, end)
+                        if mid < 0:
+                            mid = end
+                            matches: tuple[Match, ...] = ()
+                        else:
+                            simple = True
+                            found: list[Match] = []
+                            for piece in line[mid + 4 : end].split(" -m "):
+                                m = mcache.get(piece)
+                                if m is None:
+                                    m = mcache[piece] = segments._match(piece)
+                                if m is _NOT_SIMPLE:
+                                    simple = False
+                                found.append(m)
+                            matches = tuple(found) if simple else _NOT_SIMPLE_MATCHES
+                        if mid > sp + 1 and matches is not _NOT_SIMPLE_MATCHES:
+                            htext = line[sp + 1 : mid]
+                            head = heads.get(htext)
+                            if head is None:
+                                head = heads[htext] = segments._head(htext)
+                            matches = _NOT_SIMPLE_MATCHES if head is _NOT_SIMPLE_MATCHES \
+                                else head + matches
+                        if matches is not _NOT_SIMPLE_MATCHES and target is not _NOT_SIMPLE_TARGET:
+                            # _new_rule(table_name, cb.name, matches, target, line,
+                            # _new_source(source, lineno), None, None), inline: 3 % of the parse.
+                            src: Any = new(_SourceDraft)
+                            src.file = source
+                            src.line = lineno
+                            src.__class__ = SourceRef
+                            rule: Any = new(_RuleDraft)
+                            rule.table = table_name
+                            rule.chain = cb.name
+                            rule.matches = matches
+                            rule.target = target
+                            rule.raw = line
+                            rule.source = src
+                            rule.packets = None
+                            rule.bytes = None
+                            rule.__class__ = Rule
+                            cb.rules.append(rule)
                             continue
                     try:
                         words = _split(line)
@@ -1104,20 +1360,27 @@ class _SaveParser:
                             self.fail(lineno, line, exc.expected)
                             continue
                         if not reader.notes and not reader.other_family:
-                            cb.rules.append(Rule(table_name, cb.name, matches, target, line,
-                                                 SourceRef(source, lineno), packets, nbytes))
+                            cb.rules.append(_new_rule(table_name, cb.name, matches, target, line,
+                                                      _new_source(source, lineno), packets,
+                                                      nbytes))
                             continue
-                elif line[0] == ":" and tb is not None:
+                elif hot and line[0] == ":" and tb is not None:
                     # Hot path: a new user chain, `:NAME - [packets:bytes]`.
                     parts = line.split()
                     if len(parts) == 3 and parts[1] == "-":
                         name = parts[0][1:]
-                        counts = _counters(parts[2])
+                        counts = _NO_COUNTS if parts[2] == "[0:0]" else _counters(parts[2])
                         if (counts is not None and 0 < len(name) <= MAX_CHAIN_NAME
                                 and name not in chains and name not in builtin_chains):
-                            cb = _ChainBuilder(sys.intern(name), None, SourceRef(source, lineno))
-                            cb.packets, cb.bytes = counts
-                            chains[cb.name] = cb
+                            name = sys.intern(name)
+                            chains[name] = _ChainBuilder(
+                                name, None, _new_source(source, lineno), *counts)
+                            if name not in jumps and name[0] not in _NOT_CHAIN_START \
+                                    and '"' not in name:
+                                # The target of `-j NAME`, as _Segments._target would read it:
+                                # made here, where the name is at hand, rather than on the
+                                # first jump (nearly every user chain is jumped to).
+                                jumps[name] = _new_target(name, (), False)
                             continue
                 self.line(line, lineno)
                 tb = self.table
@@ -1187,7 +1450,7 @@ class _SaveParser:
             self.fail(lineno, line, "COMMIT only after a *table line")
             return
         builtin = BUILTIN_CHAINS.get(tb.name, ())
-        missing = [name for name in builtin if name not in tb.chains or tb.chains[name].assumed]
+        missing = [name for name in builtin if name not in tb.chains or name in tb.assumed]
         if missing:
             self.note(
                 tb.line,
@@ -1201,7 +1464,7 @@ class _SaveParser:
         for name in builtin:
             cb = tb.chains.get(name)
             if cb is None:
-                cb = _ChainBuilder(name, "ACCEPT", SYNTHETIC, assumed=True)
+                cb = _ChainBuilder(name, "ACCEPT", SYNTHETIC)
             chains[name] = cb.build()
         for name, cb in tb.chains.items():
             if name not in chains:
@@ -1261,16 +1524,18 @@ class _SaveParser:
             self.note(lineno, line, f"user chain {name} cannot have a policy; {policy!r} ignored")
             policy = "-"
         cb = tb.chains.get(name)
-        if cb is not None and not cb.assumed:
+        assumed = name in tb.assumed
+        if cb is not None and not assumed:
             # iptables-nft-restore accepts a repeated declaration; legacy says "File exists".
             self.note(lineno, line, f"chain {name} declared again")
-        if cb is None or cb.assumed:
+        if cb is None or assumed:
             rules = cb.rules if cb is not None else []
             cb = _ChainBuilder(
                 sys.intern(name), policy if builtin else None, SourceRef(self.source, lineno)
             )
             cb.rules = rules
             tb.chains[cb.name] = cb
+            tb.assumed.discard(name)
         elif builtin:
             cb.policy = policy
         if counters is not None:
@@ -1323,7 +1588,8 @@ class _SaveParser:
         self, tb: _TableBuilder, name: str, lineno: int, raw: str
     ) -> _ChainBuilder | None:
         if name in BUILTIN_CHAINS.get(tb.name, ()):
-            cb = tb.chains[name] = _ChainBuilder(sys.intern(name), "ACCEPT", SYNTHETIC, True)
+            cb = tb.chains[name] = _ChainBuilder(sys.intern(name), "ACCEPT", SYNTHETIC)
+            tb.assumed.add(name)
             return cb
         # iptables-restore: "No chain/target/match by that name" / "Couldn't find chain".
         self.fail(
@@ -1365,8 +1631,8 @@ class _SaveParser:
                     " as iptables-restore does",
                 )
                 return None
-        return Rule(
-            tb.name, chain, matches, target, raw, SourceRef(self.source, lineno), packets, nbytes
+        return _new_rule(
+            tb.name, chain, matches, target, raw, _new_source(self.source, lineno), packets, nbytes
         )
 
     def other_command(
@@ -1416,7 +1682,7 @@ class _SaveParser:
                 self.fail(lineno, raw, "-P BUILTIN-CHAIN ACCEPT|DROP")
                 return
             cb.policy = words[2]
-            cb.assumed = False
+            tb.assumed.discard(cb.name)
             return
         if cmd in ("-E", "--rename-chain"):
             if cb is None or cb.policy is not None or len(words) != 3:
