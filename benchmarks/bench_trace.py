@@ -2,6 +2,9 @@
 
     python benchmarks/bench_trace.py --services 1000 10000 30000
 
+It times whichever netsleuth is imported: the compiled datapath of a regular install
+(`pip install .`, see setup.py) or plain Python (`pip install -e .`); the first line says which.
+
 For each size: generate the dump (benchmarks/gen_kubeproxy.py), parse it, build the node's
 datapath once, trace every service once ("cold": includes compiling the rules each trace
 reaches, which happens lazily on first use), then trace host → ClusterIP:port for random
@@ -97,6 +100,10 @@ def main() -> None:
     ap.add_argument("--services", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
+    import netsleuth.datapath.netfilter as netfilter
+
+    compiled = str(netfilter.__file__).endswith(".so")
+    print(f"datapath: {'compiled (mypyc)' if compiled else 'plain Python'} ({netfilter.__file__})")
     print("| services | dump lines | parse (s) | setup (s) | cold µs/trace | warm traces/s "
           "| warm µs/trace | outcomes/trace | endpoint paths/s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -25,6 +25,7 @@ from netsleuth.diagnose.detectors._cluster import (
 )
 from netsleuth.diagnose.detectors._cni_dns import host_of_exec
 from netsleuth.diagnose.evidence import Evidence, evidence_from_transcript
+from netsleuth.model.node import NodeState
 from netsleuth.parse.iproute2 import parse_ip_route
 from netsleuth.snapshot.inputs import load_evidence
 from tests.diagnose.cnidns import run, shell, transcript
@@ -41,14 +42,14 @@ def multinic() -> Evidence:
 
 
 def test_every_helper_traces_through_the_one_shared_datapath(monkeypatch: pytest.MonkeyPatch) -> None:
-    built: list[object] = []
+    built: list[NodeDatapath] = []
 
-    class Counting(NodeDatapath):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            built.append(self)
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def counting(state: NodeState) -> NodeDatapath:
+        # A factory, not a subclass: the compiled NodeDatapath cannot be subclassed here.
+        built.append(NodeDatapath(state))
+        return built[-1]
 
-    monkeypatch.setattr(_common, "NodeDatapath", Counting)
+    monkeypatch.setattr(_common, "NodeDatapath", counting)
     monkeypatch.setattr(_common, "_DATAPATHS", {})
     ev = multinic()
     node = ev.nodes["kube-w1"]

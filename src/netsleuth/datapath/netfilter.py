@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 from netsleuth.datapath.fib import Fib
@@ -56,18 +55,24 @@ class Weighed(NamedTuple):
 # -- target results ----------------------------------------------------------------------------
 
 
-class TargetResult(NamedTuple):
+class TargetResult:
     """`kind`: verdict (ACCEPT/DROP/REJECT/QUEUE in `name`), jump, goto, return, continue.
 
     For NAT targets `nat` says which binding was made and `note` holds only the caveats (an
-    address range); the words of the step are made from the rewritten packet when read."""
+    address range); the words of the step are made from the rewritten packet when read.
+    A plain class, not a NamedTuple: compiled (see setup.py), it is built several times faster.
+    """
 
-    kind: str
-    packet: Packet
-    name: str = ""
-    note: str = ""
-    nat: str = ""  # "dnat", "snat", "masquerade", "redirect" when a NAT binding was made
-    uncertain: bool = False
+    __slots__ = ("kind", "name", "nat", "note", "packet", "uncertain")
+
+    def __init__(self, kind: str, packet: Packet, name: str = "", note: str = "", nat: str = "",
+                 uncertain: bool = False) -> None:
+        self.kind = kind
+        self.packet = packet
+        self.name = name
+        self.note = note
+        self.nat = nat  # "dnat", "snat", "masquerade", "redirect" when a NAT binding was made
+        self.uncertain = uncertain
 
 
 TargetFn = Callable[[Packet, "EvalContext"], TargetResult]
@@ -85,17 +90,23 @@ class CompiledRule(NamedTuple):
     static: Static | None  # the target's effect when it does not touch the packet
 
 
-class TableVerdict(NamedTuple):
+class TableVerdict:
     """The end of one table walk on one branch. `trail` continues the trail the walk was
-    given (see trace_model.Trail); `steps` are this walk's own steps when it was given none."""
+    given (see trace_model.Trail); `steps` are this walk's own steps when it was given none.
+    A value (nothing changes it once made); a plain class for the reason TargetResult is."""
 
-    verdict: str  # ACCEPT, DROP, REJECT, QUEUE
-    packet: Packet
-    weight: float | None  # None = depends on an unevaluable match
-    trail: Trail
-    assumptions: tuple[str, ...]
-    reject_with: str | None = None
-    nat: tuple[str, ...] = ()
+    __slots__ = ("assumptions", "nat", "packet", "reject_with", "trail", "verdict", "weight")
+
+    def __init__(self, verdict: str, packet: Packet, weight: float | None, trail: Trail,
+                 assumptions: tuple[str, ...], reject_with: str | None = None,
+                 nat: tuple[str, ...] = ()) -> None:
+        self.verdict = verdict  # ACCEPT, DROP, REJECT, QUEUE
+        self.packet = packet
+        self.weight = weight  # None = depends on an unevaluable match
+        self.trail = trail
+        self.assumptions = assumptions
+        self.reject_with = reject_with
+        self.nat = nat
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -182,15 +193,19 @@ class CompiledRuleset:
 
     def __init__(self, ruleset: Ruleset) -> None:
         self.ruleset = ruleset
-        self._chains: dict[tuple[str, str], CompiledChain | None] = {}
+        # Per table, chains by name (string keys: this is looked up at every jump).
+        self._chains: dict[str, dict[str, CompiledChain | None]] = {
+            name: {} for name in ruleset.tables}
 
     def chain(self, table: str, name: str) -> CompiledChain | None:
-        key = (table, name)
+        chains = self._chains.get(table)
+        if chains is None:
+            return None
         try:
-            return self._chains[key]
+            return chains[name]
         except KeyError:
             raw = self.ruleset.chain(table, name)
-            compiled = self._chains[key] = CompiledChain(raw) if raw is not None else None
+            compiled = chains[name] = CompiledChain(raw) if raw is not None else None
             return compiled
 
     def has_table(self, name: str) -> bool:
@@ -225,6 +240,7 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
     that took it runs first; the other waits in `work` (depth first)."""
     hook = ctx.hook
     policy = start.chain.policy or "ACCEPT"
+    policy_rule = f"policy {policy}"
     results: list[TableVerdict] = []
     forks = 0
     work: list[_Branch] = []
@@ -245,7 +261,7 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
                 chain, cands, pos, stack = stack
                 depth -= 1
                 continue
-            trail = (trail, Step, hook, table, start.name, f"policy {policy}", policy, packet)
+            trail = (trail, Step, hook, table, start.name, policy_rule, policy, packet)
             results.append(TableVerdict(policy, packet, weight, trail, notes, None, nat))
             if not work:
                 break
@@ -287,9 +303,10 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
         else:
             res = target(packet, ctx)
             trail = (trail, _rule_step, hook, table, chain.name, crule, res, w)
-            kind, packet, name, note, made, uncertain = res
-            if made:
-                nat = (*nat, made)
+            packet = res.packet
+            kind, name, note, uncertain = res.kind, res.name, res.note, res.uncertain
+            if res.nat:
+                nat = (*nat, res.nat)
         if uncertain:
             weight = None
             notes = (*notes, note)
@@ -314,7 +331,7 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
                 chain, cands, pos, stack = stack
                 depth -= 1
                 continue
-            trail = (trail, Step, hook, table, start.name, f"policy {policy}", policy, packet)
+            trail = (trail, Step, hook, table, start.name, policy_rule, policy, packet)
             results.append(TableVerdict(policy, packet, weight, trail, notes, None, nat))
         else:
             results.append(TableVerdict(name, packet, weight, trail, notes, note or None, nat))
@@ -323,7 +340,8 @@ def _walk(rs: CompiledRuleset, table: str, start: CompiledChain, ctx: EvalContex
         chain, cands, pos, stack, depth, packet, weight, trail, notes, nat = work.pop()
     if forks > MAX_BRANCHES:
         more = f"more than {MAX_BRANCHES} paths; the rest were not followed"
-        return [r._replace(weight=None, assumptions=(*r.assumptions, more)) for r in results]
+        return [TableVerdict(r.verdict, r.packet, None, r.trail, (*r.assumptions, more),
+                             r.reject_with, r.nat) for r in results]
     return results
 
 
@@ -538,15 +556,18 @@ def _proto_num(text: str) -> int | None:
 
 def _addr_test(text: str, field: str) -> BoolFn:
     """The packet's `field` ("src" or "dst") is in one of `text`'s networks."""
-    get = attrgetter(field)
     if "," not in text and "/" in text and _masked(text) is None:
         net = ip_network(text, strict=False)
         cls = type(net.network_address)
         lo, mask = int(net.network_address), int(net.netmask)
         # One closure per rule, no nested calls: this runs for nearly every rule a walk visits.
-        return lambda p, c: type(a := get(p)) is cls and (int(a) & mask) == lo
+        if field == "src":
+            return lambda p, c: type(a := p.src) is cls and (int(a) & mask) == lo
+        return lambda p, c: type(a := p.dst) is cls and (int(a) & mask) == lo
     pred = _addr_pred(text)
-    return lambda p, c: pred(get(p))
+    if field == "src":
+        return lambda p, c: pred(p.src)
+    return lambda p, c: pred(p.dst)
 
 
 def _builtin(opt: Option, match: Match, rule: Rule) -> BoolFn | Weighed | None:

@@ -8,10 +8,11 @@ and checked against the real kernel by the lab tests (tests/lab/test_kernel_fact
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from ipaddress import ip_address
+from ipaddress import IPv4Address, ip_address
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from netsleuth.datapath.fib import Fib, RouteResult, describe_route, table_name
 from netsleuth.datapath.hooks import (
@@ -75,6 +76,10 @@ CONNTRACK_ASSUMPTION = (
 )
 
 
+# Route types whose packets stay on this host (delivered through lo).
+_LOCAL_TYPES: Final = (RouteType.LOCAL, RouteType.BROADCAST)
+
+
 class _Path(NamedTuple):
     packet: Packet
     weight: float | None
@@ -101,8 +106,11 @@ class _Path(NamedTuple):
 _PATH_FIELDS = {name: i for i, name in enumerate(_Path._fields)}
 
 
-# What ip_route_me_harder() compares after each table that may re-route (see REROUTE_AFTER).
-_REROUTE_TEST = {table: attrgetter(*fields) for table, fields in REROUTE_AFTER.items()}
+# What ip_route_me_harder() compares after each table that may re-route (see REROUTE_AFTER):
+# a field's value, or a tuple of them.
+_REROUTE_TEST: dict[str, Callable[[Packet], object]] = {
+    table: attrgetter(*fields) for table, fields in REROUTE_AFTER.items()
+}
 
 
 @lru_cache(maxsize=4096)
@@ -131,8 +139,11 @@ class NodeDatapath:
         # The tables each hook runs, without those the ruleset lacks (they accept everything).
         self._tables = {hook: tuple(t for t in HOOK_TABLES[hook]
                                     if t == CONNTRACK or self.rules.has_table(t)) for hook in Hook}
-        self._contexts = {(hook, family): EvalContext(hook.value, fib)
-                          for hook in Hook for family, fib in self.fibs.items()}
+        self._output_tables = self._tables[Hook.OUTPUT]
+        self._postrouting_tables = self._tables[Hook.POSTROUTING]
+        # Per hook, the evaluation context for IPv4 and for IPv6 packets.
+        self._contexts = {hook: (EvalContext(hook.value, self.fibs[4]),
+                                 EvalContext(hook.value, self.fibs[6])) for hook in Hook}
         self._has_sysctls = bool(node.sysctls.values)
         # fib4_has_custom_rules(): any policy rule beyond the three defaults turns on the
         # full source validation even with rp_filter off.
@@ -198,7 +209,7 @@ class NodeDatapath:
         """One path per next hop of the chosen route (multipath splits by weight)."""
         route = result.route
         assert route is not None
-        local = route.type in (RouteType.LOCAL, RouteType.BROADCAST)
+        local = route.type in _LOCAL_TYPES
         multipath = len(result.paths) > 1
         paths = []
         for hop, share in result.paths:
@@ -213,7 +224,7 @@ class NodeDatapath:
 
     def _output(self, path: _Path, fib: Fib, start: int = 0) -> list[Outcome]:
         """OUTPUT tables from `start` on, then POSTROUTING and delivery."""
-        tables = self._tables[Hook.OUTPUT]
+        tables = self._output_tables
         if start == len(tables):
             return self._postrouting(path, fib)
         table = tables[start]
@@ -249,7 +260,7 @@ class NodeDatapath:
         unless route_localnet is set on the output device (what kube-proxy relies on for
         NodePorts on 127.0.0.1). The lookup fails with EINVAL."""
         route = result.route
-        if p.src is None or route is None or route.type in (RouteType.LOCAL, RouteType.BROADCAST):
+        if p.src is None or route is None or route.type in _LOCAL_TYPES:
             return ""
         dev = route.dev or ""
         if dev == "lo" or not _is_loopback(p.src):
@@ -262,11 +273,11 @@ class NodeDatapath:
     def _postrouting(self, path: _Path, fib: Fib) -> list[Outcome]:
         outcomes: list[Outcome] = []
         paths = [path]
-        for table in self._tables[Hook.POSTROUTING]:
+        for table in self._postrouting_tables:
             paths = [q for p in paths for q in self._run_table(Hook.POSTROUTING, table, p, outcomes)]
         for p in paths:
             route = p.route
-            if route is not None and route.type in (RouteType.LOCAL, RouteType.BROADCAST):
+            if route is not None and route.type in _LOCAL_TYPES:
                 outcomes.extend(self._loopback_in(p, fib))
             else:
                 outcomes.append(self._transmit(p, Verdict.SENT))
@@ -332,7 +343,7 @@ class NodeDatapath:
             return [_end(path, Verdict.UNROUTABLE, None, icmp=icmp)]
         route = result.route
         assert route is not None
-        local_in = route.type in (RouteType.LOCAL, RouteType.BROADCAST)
+        local_in = route.type in _LOCAL_TYPES
         # fib_validate_source(): the reverse lookup runs "from" the forward route's output
         # device, or from lo for local delivery.
         rpf = self._validate_source(p, fib, iif, "lo" if local_in else (route.dev or "lo"))
@@ -426,7 +437,7 @@ class NodeDatapath:
             # Untracked packets skip NAT; an error about an existing connection is translated
             # by that connection's bindings (nf_nat_icmp_reply_translation), not by the chains.
             return [path]
-        ctx = self._contexts[hook, packet.dst.version]
+        ctx = self._contexts[hook][type(packet.dst) is not IPv4Address]
         go_on: list[_Path] = []
         for v in self.rules.walk(table, ctx.hook, packet, ctx, path.trail):
             p = _after(path, v)
@@ -478,7 +489,7 @@ class NodeDatapath:
         label = f"{kind} back to {orig.src}"
         if not result.ok or result.route is None:
             return False, (step._replace(action=f"{label}: no route ({result.errno})"),)
-        local = result.route.type in (RouteType.LOCAL, RouteType.BROADCAST)
+        local = result.route.type in _LOCAL_TYPES
         hop = result.paths[0][0]
         err = err.with_(src=err.src or fib.route_source(result, err.dst),
                         oif="lo" if local else hop.dev)
