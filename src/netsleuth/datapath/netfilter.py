@@ -1,11 +1,13 @@
 """iptables semantics: rules compiled once into evaluators, chains walked with forks.
 
-A rule's matches are compiled into small functions returning a *match weight*: 1.0 (matches),
-0.0 (does not), a probability in between (`-m statistic`), or UNKNOWN when the simulator cannot
-evaluate it (an ipset without its contents, `-m owner`, an unparsed listing column). Targets are
-compiled into functions returning what happens next. The walker keeps an explicit call stack
-(jump pushes, goto does not, RETURN and the end of a user chain pop: ipt_do_table in
-net/ipv4/netfilter/ip_tables.c) and forks the walk wherever a weight is not 0 or 1.
+A rule's matches are compiled into one yes/no test (addresses, ports, marks, conntrack state,
+...) and, where needed, a *weight*: a probability (`-m statistic`), or UNKNOWN when the
+simulator cannot evaluate a match (an ipset without its contents, `-m owner`, an unparsed
+listing column). Targets are compiled into functions returning what happens next, or, when they
+leave the packet alone (verdicts, jumps, LOG), into their effect itself. The walker keeps an
+explicit call stack (jump pushes, goto does not, RETURN and the end of a user chain pop:
+ipt_do_table in net/ipv4/netfilter/ip_tables.c) and forks the walk wherever a weight is not
+0 or 1. Steps are recorded as a trail and worded only when read (trace_model.Trail).
 
 Long dispatch chains (kube-proxy's KUBE-SERVICES with 10k+ rules) are indexed by exact
 destination address and by destination port; rules that fit neither index stay in an ordered
