@@ -7,16 +7,13 @@ make_golden.py there): `input.rules` is what was restored, `save.txt`/`save-c.tx
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +29,7 @@ from netsleuth.parse.iptables_save import (
     parse_rule,
     split_rule_words,
 )
+from tests.parse.kubeproxy_gen import gen
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "iptables"
@@ -46,17 +44,6 @@ CORPUS = Path(
 SRC = SourceRef("t.rules", 1)
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_kubeproxy",
-                                                  ROOT / "benchmarks" / "gen_kubeproxy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gen_kubeproxy"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = load_generator()
 
 
 def rules_of(rs: Ruleset) -> list[Rule]:

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib.util
 import json
 import os
 import pickle
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +25,7 @@ from netsleuth.model.netfilter import Chain, Match, Option, Rule, Ruleset, Targe
 from netsleuth.model.source import SourceRef
 from netsleuth.parse import iptables_save as ips
 from netsleuth.parse.iptables_save import parse_iptables_save
+from tests.parse.kubeproxy_gen import gen
 from tests.parse.test_iptables_save import REAL, mutations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,17 +37,6 @@ CORPUS = Path(
 )
 
 
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_kubeproxy",
-                                                  ROOT / "benchmarks" / "gen_kubeproxy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gen_kubeproxy"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = load_generator()
 
 Outcome = tuple[str, object]
 
