@@ -22,11 +22,13 @@ def build_node(
     routes: str = "",
     rules: str = "",
     iptables: str = "",
+    ip6tables: str | None = None,
     sysctl: str = "",
 ) -> NodeState:
     """`addr` is `ip addr` text, `routes` `ip route` text (main table; table local and the
     prefix routes are added from the addresses as the kernel does unless `routes` has a
-    `table local` line), `rules` `ip rule` text, `iptables` iptables-save text."""
+    `table local` line), `rules` `ip rule` text, `iptables` iptables-save text, `ip6tables`
+    ip6tables-save text (None: no IPv6 netfilter evidence)."""
     links, addresses = parse_ip_addr(addr, f"{name}/ip-addr.txt") if addr else ((), ())
     route_list = list(parse_ip_route(routes, f"{name}/ip-route.txt")) if routes else []
     if not any(r.table == TABLE_LOCAL for r in route_list):
@@ -42,4 +44,6 @@ def build_node(
         sysctls=parse_sysctl(sysctl, f"{name}/sysctl.txt") if sysctl else Sysctls(),
         ruleset=parse_iptables_save(iptables, f"{name}/iptables-save.txt") if iptables
         else Ruleset(),
+        ruleset6=None if ip6tables is None
+        else parse_iptables_save(ip6tables, f"{name}/ip6tables-save.txt", family=6),
     )

@@ -193,3 +193,59 @@ def test_loopback_source_may_not_leave_without_route_localnet() -> None:
                           sysctl=f"net.ipv4.conf.all.route_localnet = {value}")
         t = trace(node, "127.0.0.1", 30080)
         assert t.verdict == verdict, value
+
+
+# -- IPv6: ip6tables' rules, never iptables' -------------------------------------------------------
+
+ADDR6 = """\
+1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000
+    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
+    inet 127.0.0.1/8 scope host lo
+       valid_lft forever preferred_lft forever
+    inet6 ::1/128 scope host
+       valid_lft forever preferred_lft forever
+2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000
+    link/ether 02:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff
+    inet 172.20.0.5/24 brd 172.20.0.255 scope global eth0
+       valid_lft forever preferred_lft forever
+    inet6 fd00:20::5/64 scope global
+       valid_lft forever preferred_lft forever
+"""
+ROUTES6 = """\
+172.20.0.0/24 dev eth0 proto kernel scope link src 172.20.0.5
+fd00:20::/64 dev eth0 proto kernel metric 256 pref medium
+default via 172.20.0.1 dev eth0
+default via fd00:20::1 dev eth0 metric 1024 pref medium
+"""
+DROP_9000 = """\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -p tcp -m tcp --dport 9000 -j DROP
+COMMIT
+"""
+
+
+@pytest.mark.parametrize("dst", ["fd00:20::9", "2001:db8::9"])
+def test_ipv6_packets_never_meet_iptables_rules(dst: str) -> None:
+    node = build_node(addr=ADDR6, routes=ROUTES6, iptables=DROP_9000)
+    trace = NodeDatapath(node).trace(dst=ip_address(dst), dport=9000)
+    assert trace.verdict == Verdict.SENT
+    assert not any(s.table == "filter" for s in trace.main.steps)
+    # Without ip6tables evidence the trace says what it assumed.
+    assert any("no ip6tables-save" in a for a in trace.assumptions)
+    v4 = NodeDatapath(node).trace(dst=ip_address("172.20.0.9"), dport=9000)
+    assert v4.verdict == Verdict.DROPPED
+    assert not any("no ip6tables-save" in a for a in v4.assumptions)
+
+
+def test_ipv6_packets_meet_ip6tables_rules_only() -> None:
+    node = build_node(addr=ADDR6, routes=ROUTES6, ip6tables=DROP_9000)
+    dp = NodeDatapath(node)
+    trace = dp.trace(dst=ip_address("2001:db8::9"), dport=9000)
+    assert trace.verdict == Verdict.DROPPED
+    assert trace.main.steps[-1].rule == "-A OUTPUT -p tcp -m tcp --dport 9000 -j DROP"
+    assert str(trace.main.steps[-1].source) == "node/ip6tables-save.txt:5"
+    assert not any("no ip6tables-save" in a for a in trace.assumptions)
+    assert dp.trace(dst=ip_address("172.20.0.9"), dport=9000).verdict == Verdict.SENT

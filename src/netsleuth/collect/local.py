@@ -54,6 +54,7 @@ NODE_COMMANDS: tuple[NodeCommand, ...] = (
                 optional=True),
     _ip("ip-rule", "rule", "show"),
     NodeCommand("iptables-save.txt", ("iptables-save",)),
+    NodeCommand("ip6tables-save.txt", ("ip6tables-save",), optional=True),
     NodeCommand("sysctl.txt", ("sysctl", "-a")),
     NodeCommand("conntrack.txt", ("conntrack", "-L"), optional=True),
     # Optional evidence that specific detectors read (docs/node-snapshot.md lists which).

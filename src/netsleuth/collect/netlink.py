@@ -7,8 +7,8 @@ byte for byte after JSON decoding. The field order and the "print only when not 
 follow iproute2's ip/ipaddress.c (print_linkinfo, print_addrinfo), ip/iproute.c (print_route)
 and ip/iprule.c (print_rule).
 
-`iptables-save`, `conntrack -L` (when installed) and the hostname come from the commands
-themselves; sysctls are read from /proc/sys/net inside the namespace (the files resolve against
+`iptables-save`, `ip6tables-save`, `conntrack -L` (when installed) and the hostname come from
+the commands themselves; sysctls are read from /proc/sys/net inside the namespace (the files resolve against
 the namespace of the thread that opens them).
 
 This is an edge module (collect/): it does I/O. docs/node-snapshot.md describes the layout.
@@ -704,6 +704,12 @@ def snapshot_namespace(netns: str | None, out_dir: Path, hostname: str | None = 
             raise CollectError(netns or "localhost", "iptables-save failed")
         (out_dir / "iptables-save.txt").write_text(text, encoding="utf-8")
         written.append("iptables-save.txt")
+    if shutil.which("ip6tables-save"):
+        # IPv6 packets meet ip6tables' rules only; without this file a trace says so.
+        text = _command(["ip6tables-save"], netns)
+        if text is not None:
+            (out_dir / "ip6tables-save.txt").write_text(text, encoding="utf-8")
+            written.append("ip6tables-save.txt")
 
     sysctls = read_sysctls(netns)
     (out_dir / "sysctl.txt").write_text("".join(f"{k} = {v}\n" for k, v in sysctls.items()), encoding="utf-8")

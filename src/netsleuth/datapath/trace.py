@@ -35,6 +35,7 @@ from netsleuth.datapath.trace_model import (
     trail_steps,
 )
 from netsleuth.model.net import IPAddress, RouteType, RuleAction, default_policy_rules
+from netsleuth.model.netfilter import Ruleset
 from netsleuth.model.node import NodeState
 
 # What connect()/sendmsg() of a local client gets back when its packet meets REJECT: the ICMP
@@ -70,6 +71,8 @@ ROUTE_ERRNO_ICMP: dict[str, str | None] = {
     "EINVAL": None,  # blackhole: dropped silently
 }
 
+NO_IP6TABLES = ("no ip6tables-save: no IPv6 netfilter rules known, every built-in chain policy "
+                "assumed ACCEPT (IPv6 packets never meet iptables' IPv4 rules)")
 CONNTRACK_ASSUMPTION = (
     "first packet of a new connection (ctstate NEW, no conntrack entry yet); "
     "later packets follow the conntrack entry and skip the nat table"
@@ -135,10 +138,12 @@ class NodeDatapath:
         self.fibs = {
             family: Fib(node.routes, node.rules, node.addresses, family) for family in (4, 6)
         }
-        self.rules = CompiledRuleset(node.ruleset)
-        # The tables each hook runs, without those the ruleset lacks (they accept everything).
-        self._tables = {hook: tuple(t for t in HOOK_TABLES[hook]
-                                    if t == CONNTRACK or self.rules.has_table(t)) for hook in Hook}
+        # iptables' rules for IPv4 packets, ip6tables' for IPv6 ones (by `is IPv6` index).
+        self._rulesets = (CompiledRuleset(node.ruleset),
+                          CompiledRuleset(node.ruleset6 or Ruleset(family=6)))
+        # The tables each hook runs, without those neither ruleset has (they accept everything).
+        self._tables = {hook: tuple(t for t in HOOK_TABLES[hook] if t == CONNTRACK or any(
+            rules.has_table(t) for rules in self._rulesets)) for hook in Hook}
         self._output_tables = self._tables[Hook.OUTPUT]
         self._postrouting_tables = self._tables[Hook.POSTROUTING]
         # Per hook, the evaluation context for IPv4 and for IPv6 packets.
@@ -168,6 +173,8 @@ class NodeDatapath:
         packet = Packet(src=src, dst=dst, proto=proto, sport=sport, dport=dport, iif=iif, mark=mark)
         fib = self.fibs[dst.version]
         assumptions = [CONNTRACK_ASSUMPTION, *self.node.assumptions]
+        if dst.version == 6 and self.node.ruleset6 is None:
+            assumptions.append(NO_IP6TABLES)
         unreached: tuple[Step, ...] = ()
         if iif is None:
             outcomes, unreached = self._local_out(packet, fib)
@@ -303,9 +310,11 @@ class NodeDatapath:
 
     def _never_reached(self, packet: Packet) -> tuple[Step, ...]:
         """What nat OUTPUT would have done had the route lookup succeeded."""
-        ctx = EvalContext(Hook.OUTPUT.value, self.fibs[packet.dst.version])
+        is6 = type(packet.dst) is not IPv4Address
+        ctx = self._contexts[Hook.OUTPUT][is6]
         seen: dict[tuple[str, str], Step] = {}
-        for verdict in self.rules.walk(NAT_TABLE, Hook.OUTPUT.value, packet.with_(tracked=True), ctx):
+        rules = self._rulesets[is6]
+        for verdict in rules.walk(NAT_TABLE, ctx.hook, packet.with_(tracked=True), ctx):
             for step in verdict.steps:
                 if not step.rule.startswith("policy "):
                     seen.setdefault((step.chain, step.rule), step)
@@ -437,9 +446,10 @@ class NodeDatapath:
             # Untracked packets skip NAT; an error about an existing connection is translated
             # by that connection's bindings (nf_nat_icmp_reply_translation), not by the chains.
             return [path]
-        ctx = self._contexts[hook][type(packet.dst) is not IPv4Address]
+        is6 = type(packet.dst) is not IPv4Address
+        ctx = self._contexts[hook][is6]
         go_on: list[_Path] = []
-        for v in self.rules.walk(table, ctx.hook, packet, ctx, path.trail):
+        for v in self._rulesets[is6].walk(table, ctx.hook, packet, ctx, path.trail):
             p = _after(path, v)
             if v.verdict == "ACCEPT":
                 go_on.append(p)

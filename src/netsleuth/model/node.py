@@ -23,5 +23,8 @@ class NodeState:
     rules: tuple[PolicyRule, ...] = ()
     sysctls: Sysctls = field(default_factory=Sysctls)
     ruleset: Ruleset = field(default_factory=Ruleset)
+    # ip6tables' rules: IPv6 packets meet these and never `ruleset` (separate tables in the
+    # kernel, ip6_tables.c). None: the evidence has none, which a trace of an IPv6 packet says.
+    ruleset6: Ruleset | None = None
     assumptions: tuple[str, ...] = ()
     files: tuple[str, ...] = ()

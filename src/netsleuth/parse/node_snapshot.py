@@ -28,7 +28,8 @@ from netsleuth.parse.sysctl import parse_sysctl
 KNOWN_FILES = (
     "hostname", "ip-addr.json", "ip-addr.txt", "ip-link.json", "ip-link.txt", "ip-route.json",
     "ip-route.txt", "ip6-route.json", "ip6-route.txt", "ip-rule.json", "ip-rule.txt",
-    "iptables-save.txt", "iptables-nvL.txt", "iptables-list.txt", "sysctl.txt",
+    "iptables-save.txt", "iptables-nvL.txt", "iptables-list.txt", "ip6tables-save.txt",
+    "sysctl.txt",
 )
 
 
@@ -109,6 +110,9 @@ def node_from_files(
             assumptions.append("no iptables-save: no netfilter rules known, every built-in "
                                "chain policy assumed ACCEPT")
 
+    got = read("ip6tables-save.txt")
+    ruleset6 = parse_iptables_save(*got, family=6) if got else None
+
     got = read("sysctl.txt")
     if got:
         sysctls = parse_sysctl(*got)
@@ -125,6 +129,7 @@ def node_from_files(
         rules=tuple(rules),
         sysctls=sysctls,
         ruleset=ruleset,
+        ruleset6=ruleset6,
         assumptions=tuple(assumptions),
         files=tuple(used),
     )
