@@ -19,4 +19,4 @@ trap 'rm -rf "$compiled"' EXIT
 python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$compiled" .
 PYTHONPATH="$compiled" NETSLEUTH_EXPECT_COMPILED=1 python3 -m pytest "$@" -m "not lab"
 PYTHONPATH="$compiled" NETSLEUTH_EXPECT_COMPILED=1 python3 -m pytest "$@" \
-  tests/lab/test_differential.py tests/lab/test_seed_trace.py tests/lab/test_ip6tables.py
+  tests/lab/test_differential.py tests/lab/test_seed_trace.py tests/lab/test_ipv6.py

@@ -8,7 +8,7 @@ from ipaddress import ip_address
 import pytest
 
 from netsleuth.datapath.trace import NodeDatapath
-from netsleuth.datapath.trace_model import Verdict
+from netsleuth.datapath.trace_model import Trace, Verdict
 from netsleuth.testing import build_node
 
 ADDR = """\
@@ -249,3 +249,47 @@ def test_ipv6_packets_meet_ip6tables_rules_only() -> None:
     assert str(trace.main.steps[-1].source) == "node/ip6tables-save.txt:5"
     assert not any("no ip6tables-save" in a for a in trace.assumptions)
     assert dp.trace(dst=ip_address("172.20.0.9"), dport=9000).verdict == Verdict.SENT
+
+
+BLACKHOLE_RULES = """\
+0:	from all lookup local
+100:	from all blackhole
+32766:	from all lookup main
+32767:	from all lookup default
+"""
+
+
+def test_ipv6_has_its_own_policy_rules() -> None:
+    node = build_node(addr=ADDR6, routes=ROUTES6, rules=BLACKHOLE_RULES)
+    dp = NodeDatapath(node)
+    v4 = dp.trace(dst=ip_address("172.20.0.9"), dport=80)
+    assert (v4.verdict, v4.errno) == (Verdict.UNROUTABLE, "EINVAL")
+    v6 = dp.trace(dst=ip_address("2001:db8::9"), dport=80)
+    assert v6.verdict == Verdict.SENT
+    assert any("no ip6-rule" in a for a in v6.assumptions)
+
+
+def received(dp: NodeDatapath, src: str, dst: str) -> Trace:
+    return dp.trace(dst=ip_address(dst), src=ip_address(src), dport=80, iif="eth0")
+
+
+def test_ipv6_forwarding_is_not_ipv4s() -> None:
+    sysctl = "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 0\n"
+    dp = NodeDatapath(build_node(addr=ADDR6, routes=ROUTES6, sysctl=sysctl))
+    assert received(dp, "172.20.0.7", "10.9.9.9").verdict == Verdict.FORWARDED
+    v6 = received(dp, "fd00:20::7", "2001:db8::9")
+    assert v6.verdict == Verdict.DROPPED
+    assert "net.ipv6.conf.all.forwarding=0" in v6.main.steps[-1].action
+    on = NodeDatapath(build_node(addr=ADDR6, routes=ROUTES6,
+                                 sysctl=sysctl.replace("forwarding = 0", "forwarding = 1")))
+    assert received(on, "fd00:20::7", "2001:db8::9").verdict == Verdict.FORWARDED
+
+
+def test_ipv4_rp_filter_does_not_apply_to_ipv6() -> None:
+    # No route back to the source's network through eth0 would make IPv4's strict rp_filter
+    # drop the packet; IPv6 routing has no such check.
+    sysctl = ("net.ipv4.conf.all.rp_filter = 1\nnet.ipv6.conf.all.forwarding = 1\n"
+              "net.ipv4.ip_forward = 1\n")
+    routes = ROUTES6.replace("default via fd00:20::1 dev eth0 metric 1024 pref medium\n", "")
+    node = build_node(addr=ADDR6, routes=routes + "2001:db8::/64 dev eth0\n", sysctl=sysctl)
+    assert received(NodeDatapath(node), "2001:db9::7", "2001:db8::9").verdict == Verdict.FORWARDED

@@ -98,3 +98,40 @@ def test_both_saves_in_one_block_are_split_by_their_headers() -> None:
     v6 = state.ruleset6.chain("filter", "INPUT")
     assert v6 is not None and [(r.raw, r.source.line) for r in v6.rules] == [
         ("-A INPUT -s fd00::/64 -j DROP", 18)]
+
+
+DUAL_STACK = """\
+root@w1:~# ip route
+default via 10.1.0.1 dev eth0 proto static
+10.1.0.0/24 dev eth0 proto kernel scope link src 10.1.0.5
+root@w1:~# ip -6 route
+fd00::/64 dev eth0 proto kernel metric 256 pref medium
+default via fd00::1 dev eth0 metric 1024 pref medium
+root@w1:~# ip rule
+0:	from all lookup local
+100:	from all lookup 100
+32766:	from all lookup main
+32767:	from all lookup default
+root@w1:~# ip -6 rule
+0:	from all lookup local
+32766:	from all lookup main
+root@w1:~# ip -4 addr
+2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000
+    inet 10.1.0.5/24 brd 10.1.0.255 scope global eth0
+       valid_lft forever preferred_lft forever
+root@w1:~# ip -6 addr
+2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 state UP qlen 1000
+    inet6 fd00::5/64 scope global
+       valid_lft forever preferred_lft forever
+"""
+
+
+def test_ip_dash_6_outputs_stand_beside_ipv4s() -> None:
+    # Read as IPv4's, `ip -6 route` would replace the main table: a node without its IPv4
+    # default route, the very fault netsleuth looks for.
+    node = transcript(DUAL_STACK).nodes["w1"]
+    main = sorted(str(r.dst) for r in node.state.routes if r.table == TABLE_MAIN)
+    assert main == ["0.0.0.0/0", "10.1.0.0/24", "::/0", "fd00::/64"]
+    assert [r.priority for r in node.state.rules] == [0, 100, 32766, 32767]
+    assert node.state.rules6 is not None and [r.priority for r in node.state.rules6] == [0, 32766]
+    assert sorted(str(a.interface) for a in node.state.addresses) == ["10.1.0.5/24", "fd00::5/64"]

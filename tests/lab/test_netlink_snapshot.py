@@ -176,6 +176,7 @@ def test_snapshot_layout(rich_ns: str, tmp_path: Path) -> None:
         "ip-addr.json",
         "ip-route.json",
         "ip-rule.json",
+        "ip6-rule.json",
         "hostname",
         "iptables-save.txt",
         "sysctl.txt",
@@ -186,6 +187,9 @@ def test_snapshot_layout(rich_ns: str, tmp_path: Path) -> None:
     assert "--to-destination 192.0.2.7:6443" in (tmp_path / "iptables-save.txt").read_text()
     assert json.loads((tmp_path / "ip-route.json").read_text()) == _ip_json(
         rich_ns, "route", "show", "table", "all"
+    )
+    assert json.loads((tmp_path / "ip6-rule.json").read_text()) == _ip_json(
+        rich_ns, "-6", "rule", "show"
     )
 
 

@@ -53,6 +53,7 @@ NODE_COMMANDS: tuple[NodeCommand, ...] = (
     NodeCommand("ip6-route.json", ("ip", "-j", "-6", "route", "show", "table", "all"),
                 optional=True),
     _ip("ip-rule", "rule", "show"),
+    _ip("ip6-rule", "-6", "rule", "show", optional=True),
     NodeCommand("iptables-save.txt", ("iptables-save",)),
     NodeCommand("ip6tables-save.txt", ("ip6tables-save",), optional=True),
     NodeCommand("sysctl.txt", ("sysctl", "-a")),

@@ -689,6 +689,7 @@ def snapshot_namespace(netns: str | None, out_dir: Path, hostname: str | None = 
             ("ip-addr.json", ip_addr(ipr, names)),
             ("ip-route.json", ip_route(ipr, names)),
             ("ip-rule.json", ip_rule(ipr, names)),
+            ("ip6-rule.json", ip_rule(ipr, names, socket.AF_INET6)),
         ):
             _dump(out_dir / fname, objs)
             written.append(fname)

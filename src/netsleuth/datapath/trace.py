@@ -71,6 +71,7 @@ ROUTE_ERRNO_ICMP: dict[str, str | None] = {
     "EINVAL": None,  # blackhole: dropped silently
 }
 
+NO_IP6_RULE = "no ip6-rule (`ip -6 rule`): assuming IPv6's default rules 0/32766 (local, main)"
 NO_IP6TABLES = ("no ip6tables-save: no IPv6 netfilter rules known, every built-in chain policy "
                 "assumed ACCEPT (IPv6 packets never meet iptables' IPv4 rules)")
 CONNTRACK_ASSUMPTION = (
@@ -135,9 +136,11 @@ class NodeDatapath:
 
     def __init__(self, node: NodeState) -> None:
         self.node = node
-        self.fibs = {
-            family: Fib(node.routes, node.rules, node.addresses, family) for family in (4, 6)
-        }
+        # IPv4 and IPv6 each have their own policy rules (net/ipv4/fib_rules.c,
+        # net/ipv6/fib6_rules.c).
+        rules6 = node.rules6 if node.rules6 is not None else default_policy_rules(6)
+        self.fibs = {4: Fib(node.routes, node.rules, node.addresses, 4),
+                     6: Fib(node.routes, rules6, node.addresses, 6)}
         # iptables' rules for IPv4 packets, ip6tables' for IPv6 ones (by `is IPv6` index).
         self._rulesets = (CompiledRuleset(node.ruleset),
                           CompiledRuleset(node.ruleset6 or Ruleset(family=6)))
@@ -173,8 +176,11 @@ class NodeDatapath:
         packet = Packet(src=src, dst=dst, proto=proto, sport=sport, dport=dport, iif=iif, mark=mark)
         fib = self.fibs[dst.version]
         assumptions = [CONNTRACK_ASSUMPTION, *self.node.assumptions]
-        if dst.version == 6 and self.node.ruleset6 is None:
-            assumptions.append(NO_IP6TABLES)
+        if dst.version == 6:
+            if self.node.rules6 is None:
+                assumptions.append(NO_IP6_RULE)
+            if self.node.ruleset6 is None:
+                assumptions.append(NO_IP6TABLES)
         unreached: tuple[Step, ...] = ()
         if iif is None:
             outcomes, unreached = self._local_out(packet, fib)
@@ -336,7 +342,7 @@ class NodeDatapath:
         iif = p.iif or ""
         result = _lookup(fib, p, iif)
         step = _route_step(Stage.ROUTE, result, p)
-        forwarding, assumed = self._forwarding(iif)
+        forwarding, assumed = self._forwarding(iif, p.dst.version)
         assumptions = path.assumptions + ((assumed,) if assumed else ())
         if not result.ok:
             icmp = ROUTE_ERRNO_ICMP.get(result.errno or "")
@@ -367,9 +373,12 @@ class NodeDatapath:
             return outcomes + [self._deliver(x) for x in paths]
         if not forwarding:
             # ip_route_input_slow(): !IN_DEV_FORWARD → no_route; ip_error() then drops it
-            # without an ICMP error because the device does not forward.
+            # without an ICMP error because the device does not forward. IPv6: ip6_forward()
+            # drops it silently too.
+            switch = ("net.ipv6.conf.all.forwarding=0" if p.dst.version == 6
+                      else "net.ipv4.ip_forward=0")
             dropped = Step(Stage.ROUTE, "", "", "",
-                           f"dropped: forwarding is disabled on {iif} (net.ipv4.ip_forward=0)", p)
+                           f"dropped: forwarding is disabled on {iif} ({switch})", p)
             return [_end(path.add(step, dropped).with_(assumptions=assumptions),
                          Verdict.DROPPED, None)]
         outcomes = []
@@ -387,7 +396,9 @@ class NodeDatapath:
     def _validate_source(self, p: Packet, fib: Fib, iif: str, reverse_iif: str) -> Step | None:
         """fib_validate_source() (net/ipv4/fib_frontend.c): martian sources and reverse-path
         filtering. Returns the step that drops the packet, or None."""
-        if p.src is None:
+        if p.src is None or p.src.version == 6:
+            # IPv6 routing has neither rp_filter nor this source validation: reverse-path
+            # checks for IPv6 are netfilter's (the rpfilter match, nft `fib`) alone.
             return None
         rpf = max(self._conf("all", "rp_filter", 0), self._conf(iif, "rp_filter", 0))
         accept_local = bool(self._conf("all", "accept_local", 0)
@@ -419,9 +430,17 @@ class NodeDatapath:
                         f"{route.dev}, not {iif}", p, route.source)
         return None
 
-    def _forwarding(self, iif: str) -> tuple[bool, str]:
+    def _forwarding(self, iif: str, family: int) -> tuple[bool, str]:
         if not self._has_sysctls:
             return True, "no sysctl evidence: assuming IP forwarding is enabled (as Kubernetes requires)"
+        if family == 6:
+            # ip6_forward(): one switch for the whole namespace, off by default, and independent
+            # of IPv4's (a dual-stack node needs both).
+            value = self.node.sysctls.get("net.ipv6.conf.all.forwarding")
+            if value is None:
+                return True, ("net.ipv6.conf.all.forwarding not in the sysctl evidence: assuming "
+                              "enabled (as dual-stack Kubernetes requires)")
+            return value.strip() != "0", ""
         key = f"net.ipv4.conf.{iif.replace('.', '/')}.forwarding"
         value = self.node.sysctls.get(key)
         if value is None:

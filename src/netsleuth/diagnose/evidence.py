@@ -72,6 +72,7 @@ FILE_KINDS: dict[str, str] = {
     "ip-route": "routes", "ip6-route": "routes", "ip-addr": "addresses", "ip-rule": "rules",
     "iptables-save": "iptables", "iptables-nvL": "iptables", "iptables-list": "iptables",
     "ip6tables-save": "iptables", "sysctl": "sysctl", "ip-link": "links",
+    "ip6-rule": "rules", "ip6-addr": "addresses",
 }
 # What IPv4 rules a transcript block may give (shared by all nodes when it names no host).
 _IPV4_RULE_FILES = ("iptables-save.txt", "iptables-nvL.txt")
@@ -105,11 +106,33 @@ def _split_saves(block: Block) -> list[Block]:
     return parts
 
 
+# `ip -6 ...` outputs: IPv6's own routes, rules and addresses, kept beside IPv4's.
+_IP6_FILES = {"ip-route": "ip6-route.txt", "ip-rule": "ip6-rule.txt", "ip-addr": "ip6-addr.txt"}
+
+
+def _ip_family(command: str | None) -> int | None:
+    """4 or 6 when an `ip` command line names its family (`-6`, `-f inet6`, `-family inet6`)."""
+    if not command:
+        return None
+    argv = parse_command(command).argv
+    for i, word in enumerate(argv[1:], 1):
+        if word in ("-6", "-4"):
+            return int(word[1])
+        if word in ("-f", "-family") and i + 1 < len(argv):
+            return {"inet": 4, "inet6": 6}.get(argv[i + 1])
+        if not word.startswith("-"):
+            break  # options end at the object (`route`, `rule`, ...)
+    return None
+
+
 def _block_file(block: Block) -> str | None:
-    """The snapshot file a transcript block stands for. ip6tables' output is IPv6's own
-    ruleset (a save goes to ip6tables-save.txt; a listing is not used): read as iptables', it
-    would replace the IPv4 rules and apply to the wrong packets."""
+    """The snapshot file a transcript block stands for. IPv6's routes, rules and ip6tables'
+    rules are files of their own: read as IPv4's they would replace them (a node that lost
+    its default route, as far as the evidence tells) and apply to the wrong packets. An
+    ip6tables listing is not used."""
     fname = BLOCK_FILES.get(block.kind)
+    if block.kind in _IP6_FILES and _ip_family(block.command) == 6:
+        return _IP6_FILES[block.kind]
     if fname not in _IPV4_RULE_FILES:
         return fname
     v6 = (parse_command(block.command).program.startswith("ip6tables") if block.command
@@ -420,6 +443,8 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
             guessed.add(host)
             notes.append(f"{block.source}: {block.kind} output assigned to {host} "
                          f"({block.host_reason})")
+        if fname == "ip6-route.txt" and _route_view(block.command) != "table":
+            continue  # one IPv6 table or lookup: not modelled apart (its main table is)
         if block.kind == "ip-route" and _route_view(block.command) != "table":
             # `ip route get X` (one answer) and `ip route show table N` (another table)
             # are not the main table: kept apart so they do not replace it.

@@ -167,13 +167,13 @@ class PolicyRule:
 
 
 def default_policy_rules(family: int = 4) -> tuple[PolicyRule, ...]:
-    """The rules a fresh kernel has: 0 local, 32766 main, 32767 default (fib_rules defaults)."""
-    del family
-    return (
-        PolicyRule(priority=0, table=TABLE_LOCAL),
-        PolicyRule(priority=32766, table=TABLE_MAIN),
-        PolicyRule(priority=32767, table=TABLE_DEFAULT),
-    )
+    """The rules a fresh kernel has: 0 local, 32766 main, and for IPv4 32767 default
+    (fib_default_rules_init in net/ipv4/fib_rules.c; IPv6 has no default-table rule,
+    fib6_rules_net_init in net/ipv6/fib6_rules.c)."""
+    rules = (PolicyRule(priority=0, table=TABLE_LOCAL), PolicyRule(priority=32766, table=TABLE_MAIN))
+    if family == 6:
+        return rules
+    return (*rules, PolicyRule(priority=32767, table=TABLE_DEFAULT))
 
 
 @dataclass(frozen=True, slots=True)

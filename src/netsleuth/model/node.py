@@ -21,6 +21,9 @@ class NodeState:
     addresses: tuple[Address, ...] = ()
     routes: tuple[Route, ...] = ()
     rules: tuple[PolicyRule, ...] = ()
+    # `ip -6 rule`: IPv6 has a rule list of its own. None: no evidence (a trace of an IPv6
+    # packet then assumes IPv6's default rules, and says so).
+    rules6: tuple[PolicyRule, ...] | None = None
     sysctls: Sysctls = field(default_factory=Sysctls)
     ruleset: Ruleset = field(default_factory=Ruleset)
     # ip6tables' rules: IPv6 packets meet these and never `ruleset` (separate tables in the

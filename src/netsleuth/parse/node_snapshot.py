@@ -28,6 +28,7 @@ from netsleuth.parse.sysctl import parse_sysctl
 KNOWN_FILES = (
     "hostname", "ip-addr.json", "ip-addr.txt", "ip-link.json", "ip-link.txt", "ip-route.json",
     "ip-route.txt", "ip6-route.json", "ip6-route.txt", "ip-rule.json", "ip-rule.txt",
+    "ip6-rule.json", "ip6-rule.txt", "ip6-addr.json", "ip6-addr.txt",
     "iptables-save.txt", "iptables-nvL.txt", "iptables-list.txt", "ip6tables-save.txt",
     "sysctl.txt",
 )
@@ -67,6 +68,14 @@ def node_from_files(
     else:
         assumptions.append("no ip-addr: the node's addresses are unknown (source address "
                            "selection and addrtype LOCAL cannot be evaluated)")
+    got = read("ip6-addr.json", "ip6-addr.txt")
+    if got:
+        # `ip -6 addr` beside `ip addr` (or `ip -4 addr`): the same links, other addresses.
+        links6, addresses6 = parse_ip_addr(*got)
+        known = {(a.ifname, a.interface) for a in addresses}
+        addresses = (*addresses, *(a for a in addresses6 if (a.ifname, a.interface) not in known))
+        names = {link.name for link in links}
+        links = (*links, *(link for link in links6 if link.name not in names))
     got = read("ip-link.json", "ip-link.txt")
     if got:
         links = parse_ip_link(*got)
@@ -110,6 +119,9 @@ def node_from_files(
             assumptions.append("no iptables-save: no netfilter rules known, every built-in "
                                "chain policy assumed ACCEPT")
 
+    got = read("ip6-rule.json", "ip6-rule.txt")
+    rules6 = parse_ip_rule(*got) if got else None
+
     got = read("ip6tables-save.txt")
     ruleset6 = parse_iptables_save(*got, family=6) if got else None
 
@@ -127,6 +139,7 @@ def node_from_files(
         addresses=tuple(addresses),
         routes=tuple(routes),
         rules=tuple(rules),
+        rules6=rules6,
         sysctls=sysctls,
         ruleset=ruleset,
         ruleset6=ruleset6,
