@@ -293,3 +293,14 @@ def test_ipv4_rp_filter_does_not_apply_to_ipv6() -> None:
     routes = ROUTES6.replace("default via fd00:20::1 dev eth0 metric 1024 pref medium\n", "")
     node = build_node(addr=ADDR6, routes=routes + "2001:db8::/64 dev eth0\n", sysctl=sysctl)
     assert received(NodeDatapath(node), "2001:db9::7", "2001:db8::9").verdict == Verdict.FORWARDED
+
+
+def test_ipv6_unroutable_gets_an_icmpv6_error_even_without_forwarding() -> None:
+    sysctl = "net.ipv4.ip_forward = 0\nnet.ipv6.conf.all.forwarding = 0\n"
+    routes = "172.20.0.0/24 dev eth0 proto kernel scope link src 172.20.0.5\n" \
+             "fd00:20::/64 dev eth0 proto kernel metric 256 pref medium\n"
+    dp = NodeDatapath(build_node(addr=ADDR6, routes=routes, sysctl=sysctl))
+    v4 = received(dp, "172.20.0.7", "10.9.9.9")
+    assert (v4.verdict, v4.main.icmp) == (Verdict.UNROUTABLE, None)  # ip_error: silent
+    v6 = received(dp, "fd00:20::7", "2001:db8::9")
+    assert (v6.verdict, v6.main.icmp) == (Verdict.UNROUTABLE, "icmp6-no-route")

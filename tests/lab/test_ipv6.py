@@ -43,7 +43,7 @@ while True:
 CONNECT = """
 import errno, socket, sys
 c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-c.settimeout(1.0)
+c.settimeout(float(sys.argv[3]))
 try:
     c.connect((sys.argv[1], int(sys.argv[2])))
     print("connected")
@@ -62,8 +62,8 @@ def in_ns(ns: str, *argv: str) -> str:
     return run("ip", "netns", "exec", ns, *argv)
 
 
-def connect(dst: str) -> str:
-    return in_ns(CLIENT, sys.executable, "-c", CONNECT, dst, str(PORT)).strip()
+def connect(dst: str, timeout: float = 1.0) -> str:
+    return in_ns(CLIENT, sys.executable, "-c", CONNECT, dst, str(PORT), str(timeout)).strip()
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,13 @@ def test_ipv6_forwarding_is_its_own_switch(v6_lab: None, tmp_path: Path) -> None
         assert trace.verdict == Verdict.FORWARDED
     finally:
         in_ns(ROUTER, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
+
+
+def test_ipv6_no_route_answers_even_without_forwarding(v6_lab: None, tmp_path: Path) -> None:
+    # Unlike IPv4 (ip_error stays silent on a non-forwarding device), ip6_pkt_drop sends its
+    # ICMPv6 "no route" whatever the forwarding setting: connect() fails at once.
+    unrouted = "fd00:9::1"
+    # (The error may answer the SYN's retransmission, a second later, rather than the SYN.)
+    assert connect(unrouted, timeout=3.0) == "ENETUNREACH"
+    trace = traced(tmp_path, ROUTER, "v6-noroute", unrouted, src="fd00:6::1", iif=f"{PREFIX}r0")
+    assert (trace.verdict, trace.main.icmp) == (Verdict.UNROUTABLE, "icmp6-no-route")

@@ -70,6 +70,14 @@ ROUTE_ERRNO_ICMP: dict[str, str | None] = {
     "EACCES": "icmp-admin-prohibited",
     "EINVAL": None,  # blackhole: dropped silently
 }
+# IPv6 (net/ipv6/route.c): no route or an `unreachable` route → ip6_pkt_discard (no-route),
+# `prohibit` → ip6_pkt_prohibit (administratively prohibited), `blackhole` → silently.
+ROUTE6_ERRNO_ICMP: dict[str, str | None] = {
+    "ENETUNREACH": "icmp6-no-route",
+    "EHOSTUNREACH": "icmp6-no-route",
+    "EACCES": "icmp6-adm-prohibited",
+    "EINVAL": None,
+}
 
 NO_IP6_RULE = "no ip6-rule (`ip -6 rule`): assuming IPv6's default rules 0/32766 (local, main)"
 NO_IP6TABLES = ("no ip6tables-save: no IPv6 netfilter rules known, every built-in chain policy "
@@ -345,10 +353,15 @@ class NodeDatapath:
         forwarding, assumed = self._forwarding(iif, p.dst.version)
         assumptions = path.assumptions + ((assumed,) if assumed else ())
         if not result.ok:
-            icmp = ROUTE_ERRNO_ICMP.get(result.errno or "")
-            if not forwarding:
-                # ip_error(): a device that does not forward sends no ICMP error.
-                icmp = None
+            if p.dst.version == 6:
+                # ip6_pkt_drop() sends its error whether the node forwards or not (checked in
+                # tests/lab/test_ipv6.py).
+                icmp = ROUTE6_ERRNO_ICMP.get(result.errno or "")
+            else:
+                icmp = ROUTE_ERRNO_ICMP.get(result.errno or "")
+                if not forwarding:
+                    # ip_error(): a device that does not forward sends no ICMP error.
+                    icmp = None
             path = path.add(step).with_(assumptions=assumptions)
             if icmp is not None:
                 reached, steps = self._error_reply(p, icmp)
@@ -510,7 +523,8 @@ class NodeDatapath:
         # otherwise from what the route back chooses.
         err = Packet(
             src=orig.dst if fib.is_local(orig.dst) else None, dst=orig.src,
-            proto="tcp" if rst else "icmp", sport=orig.dport if rst else None,
+            proto="tcp" if rst else ("icmpv6" if orig.dst.version == 6 else "icmp"),
+            sport=orig.dport if rst else None,
             dport=orig.sport if rst else None, ct_state=ConnState.RELATED, is_error=True,
         )
         result = _lookup(fib, err, "lo")
