@@ -191,6 +191,24 @@ _KUBECTL_BOOL_FLAGS = {"-A", "--all-namespaces", "-w", "--watch", "-p", "--previ
 # fmt: on
 
 
+def _option_value(args: list[str], i: int, short: str, long: str,
+                  glued: bool = True) -> tuple[str | None, int] | None:
+    """`-n ns`, `-n=ns`, `--namespace ns`, `--namespace=ns` and (when `glued`) `-nns` at
+    args[i]: (the value, None if the command line ends first; the index of the last word
+    read). None: args[i] is not this option."""
+    name, eq, value = args[i].partition("=")
+    attached = glued and name.startswith(short) and len(name) > 2 and not name.startswith("--")
+    if name not in (short, long) and not attached:
+        return None
+    if attached and not eq:
+        return name[2:], i
+    if eq:
+        return value, i
+    if i + 1 < len(args):
+        return args[i + 1], i + 1
+    return None, i
+
+
 def parse_kubectl(args: Sequence[str]) -> KubectlCall:
     """kubectl's arguments (after the program name) → verb, resources, names, flags."""
     verb: str | None = None
@@ -208,36 +226,19 @@ def parse_kubectl(args: Sequence[str]) -> KubectlCall:
             after = tuple(args[i + 1 :])
             break
         if word.startswith("-") and len(word) > 1:
-            name, eq, value = word.partition("=")
-            if name in ("-o", "--output") or (
-                name.startswith("-o") and len(name) > 2 and not name.startswith("--")
-            ):
-                if name.startswith("-o") and len(name) > 2 and not eq:
-                    output = name[2:]
-                elif eq:
-                    output = value
-                elif i + 1 < len(args):
-                    output = args[i + 1]
-                    i += 1
-            elif name in ("-n", "--namespace") or (
-                name.startswith("-n") and len(name) > 2 and not name.startswith("--")
-            ):
-                if name.startswith("-n") and len(name) > 2 and not eq:
-                    namespace = name[2:]
-                elif eq:
-                    namespace = value
-                elif i + 1 < len(args):
-                    namespace = args[i + 1]
-                    i += 1
-            elif name in ("-c", "--container"):
-                if eq:
-                    container = value
-                elif i + 1 < len(args):
-                    container = args[i + 1]
-                    i += 1
+            name = word.partition("=")[0]
+            if (got := _option_value(args, i, "-o", "--output")) is not None:
+                output = got[0] if got[0] is not None else output
+                i = got[1]
+            elif (got := _option_value(args, i, "-n", "--namespace")) is not None:
+                namespace = got[0] if got[0] is not None else namespace
+                i = got[1]
+            elif (got := _option_value(args, i, "-c", "--container", glued=False)) is not None:
+                container = got[0] if got[0] is not None else container
+                i = got[1]
             elif name in ("-A", "--all-namespaces"):
                 all_ns = True
-            elif name in _KUBECTL_VALUE_FLAGS and not eq and name not in _KUBECTL_BOOL_FLAGS:
+            elif name in _KUBECTL_VALUE_FLAGS and "=" not in word and name not in _KUBECTL_BOOL_FLAGS:
                 i += 1
             i += 1
             continue
