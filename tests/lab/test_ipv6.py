@@ -19,7 +19,7 @@ import pytest
 from labutil import lab_missing
 
 from netsleuth.collect.netlink import snapshot_namespace
-from netsleuth.datapath.trace import NO_IP6_RULE, NO_IP6TABLES, trace_packet
+from netsleuth.datapath.trace import NO_IP6_RULE, NO_IP6TABLES, REJECT_ERRNO, trace_packet
 from netsleuth.datapath.trace_model import Trace, Verdict
 from netsleuth.snapshot.node_dir import load_node_snapshot
 
@@ -171,11 +171,27 @@ def test_ipv6_forwarding_is_its_own_switch(v6_lab: None, tmp_path: Path) -> None
         in_ns(ROUTER, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
 
 
-def test_ipv6_no_route_answers_even_without_forwarding(v6_lab: None, tmp_path: Path) -> None:
-    # Unlike IPv4 (ip_error stays silent on a non-forwarding device), ip6_pkt_drop sends its
-    # ICMPv6 "no route" whatever the forwarding setting: connect() fails at once.
-    unrouted = "fd00:9::1"
-    # (The error may answer the SYN's retransmission, a second later, rather than the SYN.)
-    assert connect(unrouted, timeout=3.0) == "ENETUNREACH"
-    trace = traced(tmp_path, ROUTER, "v6-noroute", unrouted, src="fd00:6::1", iif=f"{PREFIX}r0")
-    assert (trace.verdict, trace.main.icmp) == (Verdict.UNROUTABLE, "icmp6-no-route")
+@pytest.mark.parametrize(("route", "client_sees", "icmp"), [
+    (None, "ENETUNREACH", "icmp6-no-route"),
+    ("unreachable fd00:9::/64", "ENETUNREACH", "icmp6-no-route"),
+    ("prohibit fd00:9::/64", "EACCES", "icmp6-adm-prohibited"),
+    ("blackhole fd00:9::/64", "timeout", None),
+])
+def test_ipv6_unroutable_answers_even_without_forwarding(
+    v6_lab: None, tmp_path: Path, route: str | None, client_sees: str, icmp: str | None
+) -> None:
+    # Unlike IPv4 (ip_error stays silent on a non-forwarding device), ip6_pkt_discard and
+    # ip6_pkt_prohibit send their ICMPv6 error whatever the forwarding setting.
+    if route:
+        in_ns(ROUTER, "ip", "-6", "route", "add", *route.split())
+    try:
+        # (The error may answer the SYN's retransmission, a second later, rather than the SYN.)
+        assert connect("fd00:9::1", timeout=3.0) == client_sees
+        trace = traced(tmp_path, ROUTER, "v6-unroutable", "fd00:9::1", src="fd00:6::1",
+                       iif=f"{PREFIX}r0")
+        assert (trace.verdict, trace.main.icmp) == (Verdict.UNROUTABLE, icmp)
+        if icmp is not None:
+            assert REJECT_ERRNO[icmp] == client_sees  # what the client's kernel makes of it
+    finally:
+        if route:
+            in_ns(ROUTER, "ip", "-6", "route", "del", *route.split())
