@@ -444,7 +444,7 @@ def evidence_from_transcript(text: str, source: str) -> Evidence:
             notes.append(f"{block.source}: {block.kind} output assigned to {host} "
                          f"({block.host_reason})")
         if fname == "ip6-route.txt" and _route_view(block.command) != "table":
-            continue  # one IPv6 table or lookup: not modelled apart (its main table is)
+            continue  # `ip -6 route get` or one other table: only the full view is read
         if block.kind == "ip-route" and _route_view(block.command) != "table":
             # `ip route get X` (one answer) and `ip route show table N` (another table)
             # are not the main table: kept apart so they do not replace it.
